@@ -1,0 +1,17 @@
+-- fn_dot_iu_operator_runtime_enabled v1: fail-closed reader of the gate 'iu_core.operator_runtime_enabled'.
+-- True only when dot_config holds exactly 'true' for the key; a missing key or any other
+-- value (NULL-ish, 'TRUE ', 'yes', '1') reads as false.
+CREATE OR REPLACE FUNCTION public.fn_dot_iu_operator_runtime_enabled()
+RETURNS boolean
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $function$
+    SELECT coalesce(
+        (SELECT c.value = 'true'
+           FROM public.dot_config AS c
+          WHERE c.key = 'iu_core.operator_runtime_enabled'),
+        false
+    )
+$function$;
