@@ -20,6 +20,7 @@ import hashlib
 import io
 import os
 import re
+import sys
 from logging.config import fileConfig
 
 from alembic import context
@@ -123,6 +124,10 @@ def run_online() -> None:
     options = substrate_options()
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
+        # Guards and pre-rollback snapshots speak through NOTICE: show them to the operator.
+        connection.connection.driver_connection.add_notice_handler(
+            lambda diag: print(f"{diag.severity}: {diag.message_primary}", file=sys.stderr)
+        )
         connection.exec_driver_sql(ADVISORY_LOCK_SQL)
         connection.commit()
         try:

