@@ -74,9 +74,9 @@ def test_uncatalogued_command_is_recorded_as_mutating_while_the_catalog_is_empty
     [
         (log(mode="execute", status="applied"), "ck_dot_iu_command_run_run_mode"),
         (log(mode="apply", status="done"), "ck_dot_iu_command_run_run_status"),
-        (log(mode="plan", status="applied"), "ck_dot_iu_command_run_mode_status_pair"),
-        (log(mode="apply", status="verified"), "ck_dot_iu_command_run_mode_status_pair"),
-        (log(mode="verify", status="planned"), "ck_dot_iu_command_run_mode_status_pair"),
+        (log(mode="plan", status="applied"), "ck_dot_iu_command_run_status_matches_mode"),
+        (log(mode="apply", status="verified"), "ck_dot_iu_command_run_status_matches_mode"),
+        (log(mode="verify", status="planned"), "ck_dot_iu_command_run_status_matches_mode"),
         (log(digest="collection_id=42"), "ck_dot_iu_command_run_params_digest_md5"),
         (log(digest=DIGEST.upper()), "ck_dot_iu_command_run_params_digest_md5"),
         (log(digest=DIGEST[:31]), "ck_dot_iu_command_run_params_digest_md5"),

@@ -87,7 +87,7 @@ def test_primary_keys(db, table, pk):
         ("dot_iu_command_catalog", "ck_dot_iu_command_catalog_description"),
         ("dot_iu_command_run", "ck_dot_iu_command_run_run_mode"),
         ("dot_iu_command_run", "ck_dot_iu_command_run_run_status"),
-        ("dot_iu_command_run", "ck_dot_iu_command_run_mode_status_pair"),
+        ("dot_iu_command_run", "ck_dot_iu_command_run_status_matches_mode"),
         ("dot_iu_command_run", "ck_dot_iu_command_run_actor_not_blank"),
         ("dot_iu_command_run", "ck_dot_iu_command_run_params_digest_md5"),
         ("dot_iu_command_run", "ck_dot_iu_command_run_command_name"),

@@ -195,7 +195,7 @@ CREATE TABLE public.dot_iu_command_run (
     CONSTRAINT ck_dot_iu_command_run_run_mode CHECK (run_mode IN ('plan', 'apply', 'verify')),
     CONSTRAINT ck_dot_iu_command_run_run_status
         CHECK (run_status IN ('planned', 'applied', 'verified', 'refused', 'failed')),
-    CONSTRAINT ck_dot_iu_command_run_mode_status_pair
+    CONSTRAINT ck_dot_iu_command_run_status_matches_mode
         CHECK (run_status IN ('refused', 'failed')
                OR (run_mode = 'plan' AND run_status = 'planned')
                OR (run_mode = 'apply' AND run_status = 'applied')
