@@ -119,6 +119,15 @@ def _make_reachable(path: Path, user: str) -> None:
             parent.chmod(mode | 0o001)
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -184,10 +193,19 @@ class Cluster:
         options = [f"-p {self.port}", "-c listen_addresses=127.0.0.1",
                    f"-c unix_socket_directories='{self.rundir}'"]
         options += [f"-c {setting}" for setting in self.settings]
-        _run(self._as_server([
-            str(self.bindir / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.datadir),
-            "-l", str(self.logfile), "-o", " ".join(options),
-        ]))
+        if not _port_free(self.port):
+            raise EmbeddedError(
+                f"port {self.port} is taken (another server?): set PG_PORT to a free port"
+            )
+        try:
+            _run(self._as_server([
+                str(self.bindir / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.datadir),
+                "-l", str(self.logfile), "-o", " ".join(options),
+            ]))
+        except EmbeddedError as error:
+            log = self.logfile.read_text() if self.logfile.exists() else ""
+            tail = "\n".join(log.splitlines()[-10:])
+            raise EmbeddedError(f"{error}\n--- {self.logfile} (last lines)\n{tail}") from None
 
     def stop(self) -> None:
         if self.running():
