@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import re
 import sys
@@ -67,12 +68,18 @@ def database_url() -> str | None:
 def render_step(module, direction: str) -> str:
     """Render one revision's upgrade or downgrade with default options, offline."""
     buffer = io.StringIO()
-    scratch = MigrationContext.configure(
-        dialect_name="postgresql",
-        opts={"as_sql": True, "output_buffer": buffer, "literal_binds": True},
-    )
-    with Operations.context(scratch):
-        getattr(module, direction)()
+    quiet = logging.getLogger("alembic.runtime.migration")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # the scratch context is not news to the operator
+    try:
+        scratch = MigrationContext.configure(
+            dialect_name="postgresql",
+            opts={"as_sql": True, "output_buffer": buffer, "literal_binds": True},
+        )
+        with Operations.context(scratch):
+            getattr(module, direction)()
+    finally:
+        quiet.setLevel(level)
     return buffer.getvalue()
 
 
