@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo db-up db-down test test-all sql lint clean
+.PHONY: install demo db-up db-down test test-all sql lint clean seed-revision check-seeds verify
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,18 @@ sql: install
 	$(VENV)/bin/alembic upgrade base:head --sql > sql/upgrade.sql
 	$(VENV)/bin/alembic downgrade head:base --sql > sql/downgrade.sql
 	@echo "wrote sql/upgrade.sql and sql/downgrade.sql"
+
+# Write ONE seed revision for what the registry in seeds/ adds, changes or removes.
+seed-revision: install
+	$(PY) -m seeds.generate $(if $(MESSAGE),--message "$(MESSAGE)")
+
+# Registry == seed revisions (and, with DATABASE_URL, == that database's catalog).
+check-seeds: install
+	$(PY) -m seeds.check $(if $(DATABASE_URL),--url "$(DATABASE_URL)")
+
+verify: db-up
+	@url="$${DATABASE_URL:-$$($(PY) -m substrate.embedded url)}"; \
+	$(VENV)/bin/substrate verify --url "$$url" $(VERIFY_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check substrate seeds tests alembic

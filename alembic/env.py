@@ -24,10 +24,11 @@ import re
 import sys
 from logging.config import fileConfig
 
-from alembic import context
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, pool
+
+from alembic import context
 
 # One advisory-lock key for every substrate migration run: hashtext('substrate.alembic').
 ADVISORY_LOCK_SQL = "SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtext('substrate.alembic'))"

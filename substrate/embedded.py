@@ -44,8 +44,9 @@ class EmbeddedError(RuntimeError):
 def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
     result = subprocess.run(argv, capture_output=True, text=True, **kwargs)
     if result.returncode != 0:
+        command = " ".join(argv)
         raise EmbeddedError(
-            f"command failed ({result.returncode}): {' '.join(argv)}\n{result.stdout}{result.stderr}"
+            f"command failed ({result.returncode}): {command}\n{result.stdout}{result.stderr}"
         )
     return result
 

@@ -27,7 +27,7 @@ def gather(conn: psycopg.Connection) -> dict:
     if conn.execute("SELECT to_regclass('public.v_dot_iu_command_run_health')").fetchone()[0]:
         cursor = conn.execute("SELECT * FROM public.v_dot_iu_command_run_health")
         columns = [c.name for c in cursor.description]
-        health = dict(zip(columns, cursor.fetchone()))
+        health = dict(zip(columns, cursor.fetchone(), strict=True))
     return {"revision": revision, "objects": objects, "gates": gates, "health": health,
             "catalog_rows": len(snap["catalog"])}
 

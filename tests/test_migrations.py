@@ -177,8 +177,8 @@ def test_rendered_downgrade_carries_the_ledger_guard(db, psql):
 
 def test_rendered_step_refuses_a_database_at_another_revision(pg, empty_db_name, alembic, psql):
     alembic(pg.url(empty_db_name), "upgrade", "0001_baseline")
-    result = psql(empty_db_name, render_sql("upgrade", "0002_migration_history:0003_operator_runtime"),
-                  check=False)
+    script = render_sql("upgrade", "0002_migration_history:0003_operator_runtime")
+    result = psql(empty_db_name, script, check=False)
     assert result.returncode != 0
     assert "expects the database at revision 0002_migration_history, found 0001_baseline" \
         in result.stderr

@@ -150,8 +150,8 @@ def test_views_exist_with_comment(db, view):
 def test_registry_view_columns(db):
     pgtap.results_eq(
         db,
-        "SELECT attname::text FROM pg_attribute WHERE attrelid = 'v_dot_iu_command_registry'::regclass"
-        " AND attnum > 0 ORDER BY attnum",
+        "SELECT attname::text FROM pg_attribute"
+        " WHERE attrelid = 'v_dot_iu_command_registry'::regclass AND attnum > 0 ORDER BY attnum",
         [(c,) for c in (
             "command_name", "category", "mutating", "reversible", "target_function",
             "inverse_command", "description", "target_resolves", "total_runs", "applied_runs",
@@ -162,8 +162,8 @@ def test_registry_view_columns(db):
 def test_health_view_columns(db):
     pgtap.results_eq(
         db,
-        "SELECT attname::text FROM pg_attribute WHERE attrelid = 'v_dot_iu_command_run_health'::regclass"
-        " AND attnum > 0 ORDER BY attnum",
+        "SELECT attname::text FROM pg_attribute"
+        " WHERE attrelid = 'v_dot_iu_command_run_health'::regclass AND attnum > 0 ORDER BY attnum",
         [(c,) for c in (
             "total_runs", "apply_runs", "applied_runs", "refused_runs", "failed_runs",
             "distinct_commands", "catalog_size", "last_run_at")],
