@@ -10,6 +10,7 @@ template; ``db`` clones it per test (tens of milliseconds on tmpfs) and drops it
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import shutil
@@ -64,6 +65,23 @@ class Server:
 
     def drop_database(self, dbname: str) -> None:
         self.janitor(dbname).drop()
+
+    def clone(self, dbname: str, template: str) -> None:
+        """The per-test fast path: one kept admin connection, FILE_COPY on PostgreSQL 15+.
+
+        Measured on tmpfs with fsync off: ~10 ms (FILE_COPY) against ~16 ms (WAL_LOG) for the
+        CREATE, and ~38 ms per clone+drop through the janitor's fresh connections.
+        """
+        strategy = " STRATEGY FILE_COPY" if self.admin.info.server_version >= 150000 else ""
+        self.admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(dbname), sql.Identifier(template)) + sql.SQL(strategy))
+
+    def drop_clone(self, dbname: str) -> None:
+        self.admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(dbname)))
+
+    @functools.cached_property
+    def admin(self) -> psycopg.Connection:
+        return self.connect("postgres")
 
     def tool(self, name: str) -> str:
         """A client program (psql, pgbench) matching the server when we have its binaries."""
@@ -185,6 +203,7 @@ def migrated_template(pg) -> str:
         conn.execute(sql.SQL("ALTER DATABASE {} WITH is_template true").format(
             sql.Identifier(TEMPLATE_DB)))
     yield TEMPLATE_DB
+    pg.admin.close()
     with pg.connect("postgres") as conn:
         conn.execute(sql.SQL("ALTER DATABASE {} WITH is_template false").format(
             sql.Identifier(TEMPLATE_DB)))
@@ -199,9 +218,9 @@ def _fresh_name(prefix: str) -> str:
 def db_name(pg, migrated_template):
     """The name of a fresh clone of the migrated template, dropped after the test."""
     name = _fresh_name("t")
-    pg.create_database(name, template=migrated_template)
+    pg.clone(name, migrated_template)
     yield name
-    pg.drop_database(name)
+    pg.drop_clone(name)
 
 
 @pytest.fixture
@@ -219,9 +238,9 @@ def db_url(pg, db_name) -> str:
 @pytest.fixture
 def empty_db_name(pg):
     name = _fresh_name("e")
-    pg.create_database(name)
+    pg.clone(name, "template0")
     yield name
-    pg.drop_database(name)
+    pg.drop_clone(name)
 
 
 @pytest.fixture
