@@ -111,7 +111,23 @@ RESTORE = _fn("fn_iu_piece_restore", ("piece_id", "uuid"))
 ROUTE_DELIVER = _fn("fn_iu_route_deliver", ("route_code", "text"))
 DEAD_LETTER_REPLAY = _fn("fn_iu_route_dead_letter_replay", ("dead_letter_id", "bigint"))
 
-DOT_COMMANDS: tuple[DotCommand, ...] = (
+# The bounded gate protocol (SPEC 3.4). These four belong to this package (revision
+# 0006_gate_protocol), so they resolve on every migrated database; they need no gate to apply.
+GATE_OPEN = _fn(
+    "fn_iu_gate_open",
+    ("p_gate", "text"),
+    ("p_approval_id", "text"),
+    ("p_actor", "text"),
+    ("p_reason", "text"),
+    ("p_ttl_seconds", "integer"),
+)
+GATE_CLOSE = _fn("fn_iu_gate_close", ("p_gate", "text"), ("p_actor", "text"), ("p_reason", "text"))
+GATE_VERIFY_CLOSED = _fn("fn_iu_gate_verify_closed", ("p_gate", "text"))
+GATE_WATCHDOG = _fn("fn_iu_gate_watchdog", ("p_actor", "text"))
+PACKAGE_FUNCTIONS = (GATE_OPEN, GATE_CLOSE, GATE_VERIFY_CLOSED, GATE_WATCHDOG)
+
+# SPEC 3.3: the initial vocabulary, 17 commands over the 15 IU Core functions above.
+IU_CORE_COMMANDS: tuple[DotCommand, ...] = (
     DotCommand(
         name="dot_iu_healthcheck",
         category="health",
@@ -267,6 +283,48 @@ DOT_COMMANDS: tuple[DotCommand, ...] = (
     ),
 )
 
+# SPEC 3.4: the bounded gate protocol's commands, calling this package's own functions.
+GATE_COMMANDS: tuple[DotCommand, ...] = (
+    DotCommand(
+        name="dot_iu_gate_open",
+        category="health",
+        mutating=True,
+        reversible=True,
+        target=GATE_OPEN,
+        inverse="dot_iu_gate_close",
+        description="Open one governable gate for an approved, bounded window.",
+    ),
+    DotCommand(
+        name="dot_iu_gate_close",
+        category="health",
+        mutating=True,
+        reversible=True,
+        target=GATE_CLOSE,
+        inverse="dot_iu_gate_open",
+        description="Close one governable gate (force it to its safe default 'false').",
+    ),
+    DotCommand(
+        name="dot_iu_gate_verify_closed",
+        category="read",
+        mutating=False,
+        reversible=True,
+        target=GATE_VERIFY_CLOSED,
+        inverse=None,
+        description="Report whether the governable gates are closed and never-flip gates intact.",
+    ),
+    DotCommand(
+        name="dot_iu_gate_watchdog",
+        category="health",
+        mutating=True,
+        reversible=True,
+        target=GATE_WATCHDOG,
+        inverse=None,
+        description="Close every governable gate whose window expired or that is open without one.",
+    ),
+)
+
+DOT_COMMANDS: tuple[DotCommand, ...] = IU_CORE_COMMANDS + GATE_COMMANDS
+
 # Target function (schema-qualified name) -> the governable gate that must be open to APPLY a
 # command calling it (SPEC 3.3, last column). A function absent here needs no gate.
 GATE_BY_FUNCTION: dict[str, str] = {
@@ -296,8 +354,13 @@ def catalog_rows(commands: tuple[DotCommand, ...] = DOT_COMMANDS) -> dict[str, d
 
 
 def target_functions(commands: tuple[DotCommand, ...] = DOT_COMMANDS) -> tuple[TargetFunction, ...]:
-    """The distinct target functions, ordered by signature."""
-    return tuple(sorted({command.target for command in commands}, key=lambda t: t.signature))
+    """The distinct IU Core target functions, ordered by signature.
+
+    The package's own functions (PACKAGE_FUNCTIONS) are left out: every migrated database has
+    them, so whether targets resolve is a question about IU Core only (SPEC 3.3).
+    """
+    targets = {command.target for command in commands} - set(PACKAGE_FUNCTIONS)
+    return tuple(sorted(targets, key=lambda t: t.signature))
 
 
 def gate_for(

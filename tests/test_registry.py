@@ -11,6 +11,7 @@ from seeds.registry import (
     DOT_COMMANDS,
     GATE_BY_FUNCTION,
     GOVERNABLE_GATES,
+    IU_CORE_COMMANDS,
     NEVER_FLIP_GATES,
     DotCommand,
     Param,
@@ -81,10 +82,10 @@ def replaced(command_name: str, **changes) -> tuple[DotCommand, ...]:
 def test_registry_holds_the_17_commands_of_spec_3_3_with_their_apply_gates():
     have = [
         (c.name, c.category, c.mutating, c.reversible, c.target.signature, c.inverse, gate_for(c))
-        for c in DOT_COMMANDS
+        for c in IU_CORE_COMMANDS
     ]
     assert sorted(have) == sorted(SPEC_3_3)
-    assert len(DOT_COMMANDS) == 17
+    assert len(IU_CORE_COMMANDS) == 17
 
 
 def test_registry_targets_15_distinct_functions_all_in_schema_public():

@@ -22,10 +22,13 @@ from seeds.catalog import fetch_catalog
 from seeds.generate import GenerateError, generate, plan
 from seeds.history import HistoryError, delivered_rows, read_versions
 from seeds.lock import DEFAULT_VERSIONS, revision_findings
-from seeds.registry import DOT_COMMANDS, HEALTHCHECK, DotCommand, catalog_rows
+from seeds.registry import DOT_COMMANDS, HEALTHCHECK, IU_CORE_COMMANDS, DotCommand, catalog_rows
 from seeds.render import SEED_FORMAT, TEMPLATES, revision_id
 
 SEED_FILE = DEFAULT_VERSIONS / "0004_seed_catalog.py"
+# Revisions after the first seed, and the number the generator gives the next one.
+LATER = tuple(p.name for p in sorted(DEFAULT_VERSIONS.glob("[0-9]*.py")) if p.name >= "0005")
+NEXT = 1 + max(int(p.name[:4]) for p in DEFAULT_VERSIONS.glob("[0-9]*.py"))
 PING = DotCommand(
     name="dot_iu_ping",
     category="health",
@@ -64,8 +67,8 @@ def run_generator(*args: str) -> subprocess.CompletedProcess:
 # --- the committed seed revision ------------------------------------------------------------
 
 def test_committed_seed_revision_is_what_the_generator_renders_for_the_registry(tmp_path):
-    versions = copy_versions(tmp_path, without=("0004_seed_catalog.py",))
-    planned = plan(versions)
+    versions = copy_versions(tmp_path, without=("0004_seed_catalog.py", *LATER))
+    planned = plan(versions, IU_CORE_COMMANDS)
     assert planned.revision == "0004_seed_catalog"
     assert planned.down_revision == "0003_operator_runtime"
     assert len(planned.changes.insert) == 17
@@ -94,7 +97,7 @@ def test_seed_revision_template_copies_the_helpers_verbatim_from_the_script_temp
 
 def test_seed_revision_docstring_lists_what_it_changes():
     docstring = ast.get_docstring(ast.parse(SEED_FILE.read_text()))
-    for name in catalog_rows():
+    for name in catalog_rows(IU_CORE_COMMANDS):
         assert f"+ {name}" in docstring
     assert "Revises: 0003_operator_runtime" in docstring and "Reverses:" in docstring
 
@@ -122,7 +125,7 @@ def test_generator_output_is_deterministic(tmp_path):
     commands = DOT_COMMANDS + (PING,)
     first = generate(copy_versions(tmp_path / "a"), commands, "Add ping")
     second = generate(copy_versions(tmp_path / "b"), commands, "Add ping")
-    assert first.name == second.name == "0005_add_ping.py"
+    assert first.name == second.name == f"{NEXT:04d}_add_ping.py"
     assert first.read_bytes() == second.read_bytes()
 
 
@@ -224,7 +227,8 @@ def test_generated_revisions_add_change_and_remove_commands_and_reverse_exactly(
         path = generate(versions, commands, message)
         steps.append((commands, path.stem))
     assert [stem for _, stem in steps[1:]] == [
-        "0005_add_ping", "0006_change_health", "0007_remove_healthcheck"
+        f"{NEXT:04d}_add_ping", f"{NEXT + 1:04d}_change_health",
+        f"{NEXT + 2:04d}_remove_healthcheck",
     ]
 
     for (before, _), (after, revision) in itertools.pairwise(steps):

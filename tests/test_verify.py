@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from seeds.registry import target_functions
+from seeds.registry import DOT_COMMANDS, target_functions
 from substrate import cli
 from substrate.verify import build_report, exit_code
 
@@ -46,7 +46,8 @@ def test_standin_fixture_has_exactly_the_registry_signatures_and_says_it_is_a_st
 
 def test_bare_database_resolves_none_of_the_15_targets_and_lists_them(db):
     report = build_report(db)
-    assert report["catalog"]["catalog_size"] == report["catalog"]["registry_size"] == 17
+    size = len(DOT_COMMANDS)
+    assert report["catalog"]["catalog_size"] == report["catalog"]["registry_size"] == size
     assert report["catalog"]["ok"] is True
     targets = report["targets"]
     assert (targets["distinct"], targets["resolved"]) == (15, 0)
@@ -58,7 +59,8 @@ def test_bare_database_resolves_none_of_the_15_targets_and_lists_them(db):
 def test_bare_database_text_report_passes_and_fails_only_with_strict(capsys, db_url):
     code, out = verify(capsys, "--url", db_url)
     assert code == 0
-    assert "catalog: 17 rows, registry 17: matches the registry" in out
+    size = len(DOT_COMMANDS)
+    assert f"catalog: {size} rows, registry {size}: matches the registry" in out
     assert "targets: 15 distinct target functions, 0 resolve in pg_proc" in out
     assert ("  - unresolved public.fn_iu_collection_healthcheck() "
             "(called by dot_iu_collection_status, dot_iu_healthcheck)") in out
@@ -108,7 +110,8 @@ def test_a_catalog_that_differs_from_the_registry_is_a_finding_without_strict(ca
                "WHERE command_name = 'dot_iu_restore_piece'")
     code, out = verify(capsys, "--url", db_url)
     assert code == 1
-    assert "catalog: 17 rows, registry 17: 1 command(s) differ" in out
+    size = len(DOT_COMMANDS)
+    assert f"catalog: {size} rows, registry {size}: 1 command(s) differ" in out
     assert ("  - dot_iu_restore_piece: reversible False in the catalog, True in the registry"
             in out)
 
