@@ -28,7 +28,11 @@ def test_reader_is_false_at_the_safe_default(db, reader):
 
 @pytest.mark.parametrize("reader", READERS)
 def test_reader_is_true_only_for_exact_true(db, reader):
-    db.execute("UPDATE dot_config SET value = 'true' WHERE key = %s", (READERS[reader],))
+    if reader == "fn_dot_iu_operator_runtime_enabled":  # v2 also wants a live window (SPEC 3.4)
+        db.execute("SELECT fn_iu_gate_open(%s, 'CHG-1', 'ops', 'reader test', 60)",
+                   (READERS[reader],))
+    else:
+        db.execute("UPDATE dot_config SET value = 'true' WHERE key = %s", (READERS[reader],))
     assert read(db, reader) is True
 
 

@@ -1,0 +1,91 @@
+"""Shared helpers for the gate-protocol tests (SPEC 3.4): calls, ledgers, gate values."""
+
+from __future__ import annotations
+
+GOVERNABLE = (
+    "iu_core.composer_enabled",
+    "iu_core.structure_ops_enabled",
+    "iu_core.delivery_enabled",
+    "iu_core.three_axis_auto_refresh_enabled",
+    "queue.job_substrate.enabled",
+    "queue.dlq.replay_enabled",
+    "iu_core.operator_runtime_enabled",
+)
+NEVER_FLIP = ("iu_enact.allow_no_review_decision", "iu_core.vector_sync_enabled")
+GATE = "iu_core.composer_enabled"
+RUNTIME_GATE = "iu_core.operator_runtime_enabled"
+GATE_COMMANDS = ("dot_iu_gate_open", "dot_iu_gate_close", "dot_iu_gate_watchdog")
+
+OPEN = "SELECT fn_iu_gate_open(%s::text, %s::text, %s::text, %s::text, %s::integer)"
+CLOSE = "SELECT fn_iu_gate_close(%s::text, %s::text, %s::text)"
+WATCHDOG = "SELECT fn_iu_gate_watchdog(%s::text)"
+VERIFY = "SELECT fn_iu_gate_verify_closed(%s::text)"
+
+
+def open_call(gate=GATE, approval="CHG-1042", actor="ops@example", reason="deploy 7.3",
+              ttl=600):
+    """(sql, params) of one fn_iu_gate_open call."""
+    return OPEN, (gate, approval, actor, reason, ttl)
+
+
+def close_call(gate=GATE, actor="ops@example", reason="deploy done"):
+    return CLOSE, (gate, actor, reason)
+
+
+def watchdog_call(actor="cron@host"):
+    return WATCHDOG, (actor,)
+
+
+def gate_open(conn, gate=GATE, ttl=600, **kwargs) -> dict:
+    sql, params = open_call(gate=gate, ttl=ttl, **kwargs)
+    return conn.execute(sql, params).fetchone()[0]
+
+
+def gate_close(conn, gate=GATE, **kwargs) -> dict:
+    sql, params = close_call(gate=gate, **kwargs)
+    return conn.execute(sql, params).fetchone()[0]
+
+
+def watchdog(conn, actor="cron@host") -> list:
+    return conn.execute(WATCHDOG, (actor,)).fetchone()[0]
+
+
+def verify(conn, gate=None) -> dict:
+    return conn.execute(VERIFY, (gate,)).fetchone()[0]
+
+
+def value(conn, gate=GATE) -> str | None:
+    row = conn.execute("SELECT value FROM dot_config WHERE key = %s", (gate,)).fetchone()
+    return None if row is None else row[0]
+
+
+def config(conn) -> list[tuple]:
+    """Every dot_config row, updated_at included: a refusal must leave all of it as it was."""
+    return conn.execute("SELECT key, value, updated_at FROM dot_config ORDER BY key").fetchall()
+
+
+def transitions(conn, gate=None) -> list[tuple]:
+    return conn.execute(
+        "SELECT gate_key, action, prev_value, new_value FROM iu_gate_transition"
+        " WHERE %s::text IS NULL OR gate_key = %s ORDER BY transition_id",
+        (gate, gate),
+    ).fetchall()
+
+
+def runs(conn) -> list[tuple]:
+    return conn.execute(
+        "SELECT command_name, run_mode, run_status, actor FROM dot_iu_command_run ORDER BY run_id"
+    ).fetchall()
+
+
+def counts(conn) -> tuple[int, int]:
+    """(transition rows, run-ledger rows)."""
+    return conn.execute(
+        "SELECT (SELECT count(*) FROM iu_gate_transition),"
+        " (SELECT count(*) FROM dot_iu_command_run)"
+    ).fetchone()
+
+
+def set_value(conn, gate: str, new_value: str) -> None:
+    """Write a gate behind the protocol's back (how an orphaned open comes about)."""
+    conn.execute("UPDATE dot_config SET value = %s WHERE key = %s", (new_value, gate))
