@@ -83,6 +83,8 @@ def test_uncatalogued_command_is_recorded_as_mutating_while_the_catalog_is_empty
         (log(digest=DIGEST + "0"), "ck_dot_iu_command_run_params_digest_md5"),
         (log(actor=""), "ck_dot_iu_command_run_actor_not_blank"),
         (log(actor="   "), "ck_dot_iu_command_run_actor_not_blank"),
+        (log(actor="\t"), "ck_dot_iu_command_run_actor_not_blank"),
+        (log(actor="\n \r"), "ck_dot_iu_command_run_actor_not_blank"),
         (log(command="not_a_dot_iu_command"), "ck_dot_iu_command_run_command_name"),
     ],
 )

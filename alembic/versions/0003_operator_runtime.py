@@ -152,7 +152,7 @@ CREATE TABLE public.dot_iu_command_catalog (
         CHECK (category IN ('health', 'read', 'compose', 'structure', 'lifecycle', 'event')),
     CONSTRAINT ck_dot_iu_command_catalog_target_function
         CHECK (target_function ~ '^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*\([a-z0-9_ ,\[\]]*\)$'),
-    CONSTRAINT ck_dot_iu_command_catalog_description CHECK (pg_catalog.btrim(description) <> ''),
+    CONSTRAINT ck_dot_iu_command_catalog_description CHECK (description ~ '[^[:space:]]'),
     CONSTRAINT fk_dot_iu_command_catalog_inverse_command FOREIGN KEY (inverse_command)
         REFERENCES public.dot_iu_command_catalog (command_name) DEFERRABLE INITIALLY DEFERRED
 )"""
@@ -200,7 +200,7 @@ CREATE TABLE public.dot_iu_command_run (
                OR (run_mode = 'plan' AND run_status = 'planned')
                OR (run_mode = 'apply' AND run_status = 'applied')
                OR (run_mode = 'verify' AND run_status = 'verified')),
-    CONSTRAINT ck_dot_iu_command_run_actor_not_blank CHECK (pg_catalog.btrim(actor) <> ''),
+    CONSTRAINT ck_dot_iu_command_run_actor_not_blank CHECK (actor ~ '[^[:space:]]'),
     CONSTRAINT ck_dot_iu_command_run_params_digest_md5 CHECK (params_digest ~ '^[0-9a-f]{32}$'),
     CONSTRAINT ck_dot_iu_command_run_gate_snapshot_object
         CHECK (pg_catalog.jsonb_typeof(gate_snapshot) = 'object'),
