@@ -5,12 +5,22 @@ The report is a dict with one entry per section, each built by a small function
 migration checksums). Every section carries ``summary`` (one line), ``findings`` (sentences),
 ``ok`` (False: a finding, always exit 1) and ``strict_ok`` (False: a finding under --strict).
 
-Sections today:
+Sections, in the order printed (one screen):
+- ``revision``: the recorded Alembic revision against the tree's head (behind is a finding);
+- ``objects``: per class, N/N of the committed snapshot's objects present, and unexpected ones
+  (``substrate.inventory``; presence only, ``substrate drift`` compares definitions);
 - ``catalog``: catalog size against the registry, and every difference on (command_name,
   category, mutating, reversible, target_function, inverse_command);
 - ``targets``: the distinct target functions, how many resolve to a ``pg_proc`` row with the
   registry's parameter types, and which do not (a finding only with --strict: the functions
-  belong to IU Core, so a bare database has none of them).
+  belong to IU Core, so a bare database has none of them);
+- ``gates``: gate safety from ``fn_iu_gate_verify_closed()`` when installed, else from the
+  ``dot_config`` values (``substrate.gate_safety``: a broken never-flip or orphaned gate is a
+  finding; a governable gate open inside its window only with --strict);
+- ``checksums``: every applied revision re-rendered and compared with its recorded SHA-256
+  (``substrate.checksums``: an edited released revision is a finding; "not recorded" is not).
+
+A section that cannot be judged carries ``error`` (a sentence) and makes the exit code 2.
 
 Exit 0 ok, 1 a finding, 2 could not check.
 """
@@ -21,11 +31,15 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 
 from seeds.catalog import LOCKED_FIELDS, differences, fetch_catalog
 from seeds.registry import DOT_COMMANDS, DotCommand, catalog_rows
+from substrate import checksums, gate_safety, inventory, snapshot
 from substrate.dburl import to_conninfo
 from substrate.targets import resolve_targets
+from substrate.tree import Tree, UnknownRevision
 
 Section = Callable[..., dict]
 
@@ -80,7 +94,45 @@ def targets_section(conn, commands: tuple[DotCommand, ...]) -> dict:
     }
 
 
-SECTIONS: dict[str, Section] = {"catalog": catalog_section, "targets": targets_section}
+def revision_section(conn, commands: tuple[DotCommand, ...], tree: Tree | None = None) -> dict:
+    return inventory.revision_section(conn, tree or Tree())
+
+
+def objects_section(conn, commands: tuple[DotCommand, ...], tree: Tree | None = None,
+                    path: Path = inventory.SNAPSHOT) -> dict:
+    return inventory.objects_section(conn, tree or Tree(), path)
+
+
+def gates_section(conn, commands: tuple[DotCommand, ...]) -> dict:
+    return gate_safety.section(conn)
+
+
+def checksums_section(conn, commands: tuple[DotCommand, ...], tree: Tree | None = None) -> dict:
+    try:
+        return checksums.section(conn, snapshot.revision(conn), tree or Tree())
+    except UnknownRevision as error:
+        return {"ok": False, "strict_ok": True, "summary": "not checked", "findings": [],
+                "error": f"revision {error} is not in this tree: nothing to re-render"}
+
+
+SECTIONS: dict[str, Section] = {
+    "revision": revision_section,
+    "objects": objects_section,
+    "catalog": catalog_section,
+    "targets": targets_section,
+    "gates": gates_section,
+    "checksums": checksums_section,
+}
+
+
+def sections_for(tree: Tree, path: Path = inventory.SNAPSHOT) -> dict[str, Section]:
+    """SECTIONS against another Alembic tree (``--alembic-ini``) or snapshot file."""
+    return {
+        **SECTIONS,
+        "revision": partial(revision_section, tree=tree),
+        "objects": partial(objects_section, tree=tree, path=path),
+        "checksums": partial(checksums_section, tree=tree),
+    }
 
 
 def build_report(
@@ -91,6 +143,8 @@ def build_report(
 
 
 def exit_code(report: dict, strict: bool) -> int:
+    if any(section.get("error") for section in report.values()):
+        return 2
     if any(not section["ok"] for section in report.values()):
         return 1
     if strict and any(not section.get("strict_ok", True) for section in report.values()):
@@ -102,9 +156,14 @@ def format_text(report: dict, strict: bool) -> str:
     lines = []
     for name, section in report.items():
         lines.append(f"{name}: {section['summary']}")
+        lines += [f"  {line}" for line in section.get("lines", [])]
+        if section.get("error"):
+            lines.append(f"  ! could not check: {section['error']}")
         lines += [f"  - {finding}" for finding in section["findings"]]
     code = exit_code(report, strict)
-    if code:
+    if code == 2:
+        lines.append("verify: COULD NOT CHECK")
+    elif code:
         lines.append("verify: FINDINGS")
     elif any(not section.get("strict_ok", True) for section in report.values()):
         lines.append("verify: ok (unresolved targets fail only with --strict)")
@@ -115,13 +174,14 @@ def format_text(report: dict, strict: bool) -> str:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "verify", help="catalog against the registry, target-function resolution"
+        "verify", help="inventory, catalog, targets, gate safety, migration checksums"
     )
     parser.add_argument("--url", help="database URL (default: $DATABASE_URL)")
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 when any target function is unresolved"
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--alembic-ini", help="the Alembic tree (default: the project's)")
     parser.set_defaults(handler=_main)
 
 
@@ -134,7 +194,7 @@ def _main(args) -> int:
         return 2
     try:
         with psycopg.connect(to_conninfo(url), autocommit=True) as conn:
-            report = build_report(conn)
+            report = build_report(conn, sections=sections_for(Tree(args.alembic_ini)))
     except psycopg.Error as error:
         print(f"substrate verify: cannot check: {error}", file=sys.stderr)
         return 2
