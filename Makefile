@@ -9,7 +9,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo db-up db-down test test-all sql lint clean seed-revision check-seeds verify
+.PHONY: install demo db-up db-down test test-all sql lint clean seed-revision check-seeds verify \
+	schema drift
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -59,8 +60,22 @@ verify: db-up
 	@url="$${DATABASE_URL:-$$($(PY) -m substrate.embedded url)}"; \
 	$(VENV)/bin/substrate verify --url "$$url" $(VERIFY_ARGS)
 
+# The committed schema snapshot (schema/): head built on throw-away PostgreSQL 14-18 servers;
+# other majors' differences are recorded as schema/snapshot.pg<major>.diff. Commit the result.
+#   SCHEMA_MAJORS=16 limits the run (the recorded differences of the others are kept).
+schema: install
+	$(PY) -m substrate.schema $(if $(SCHEMA_MAJORS),--majors $(SCHEMA_MAJORS))
+
+# A live database against what its recorded revision builds: 0 clean, 1 drift, 2 could not check.
+drift: db-up
+	@url="$${DATABASE_URL:-$$($(PY) -m substrate.embedded url)}"; \
+	$(VENV)/bin/substrate drift --url "$$url" $(DRIFT_ARGS)
+
+# ruff on the Python; squawk on the rendered upgrade SQL, one file per revision (each silenced
+# statement is listed with its reason in lint/squawk-ignores.txt).
 lint: install
-	$(VENV)/bin/ruff check substrate seeds tests alembic
+	$(VENV)/bin/ruff check .
+	$(PY) -m substrate.sqllint
 
 clean: db-down
 	rm -rf .pg sql
