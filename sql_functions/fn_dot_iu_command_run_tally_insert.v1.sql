@@ -1,8 +1,10 @@
 -- fn_dot_iu_command_run_tally_insert v1: row trigger (AFTER INSERT ON dot_iu_command_run) that
--- adds 1 to the run tally for the new row's (command_name, run_mode, run_status), in the shard
--- of the writing backend (pg_backend_pid() % 64): concurrent writers, even on the same command,
--- update different tally rows instead of queueing on one hot counter. It runs in the writer's
--- transaction, so a rolled-back write leaves no trace; only the sum over shards means anything.
+-- appends one delta (+1 for the new row's command_name, run_mode, run_status) to
+-- dot_iu_command_run_tally_delta: an insert into an unindexed table, in the writer's
+-- transaction, so a rolled-back write leaves no trace and concurrent writers never wait on each
+-- other. About one write in 1024 (run_id % 1024 = 0) then folds the pending deltas into
+-- dot_iu_command_run_tally (fn_dot_iu_command_run_tally_fold), which keeps the deltas the views
+-- read few, whatever the size of the ledger.
 CREATE OR REPLACE FUNCTION public.fn_dot_iu_command_run_tally_insert()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -11,11 +13,11 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $function$
 BEGIN
-    INSERT INTO public.dot_iu_command_run_tally AS t
-           (command_name, run_mode, run_status, shard, runs)
-    VALUES (NEW.command_name, NEW.run_mode, NEW.run_status, pg_catalog.pg_backend_pid() % 64, 1)
-    ON CONFLICT (command_name, run_mode, run_status, shard)
-    DO UPDATE SET runs = t.runs + 1;
+    INSERT INTO public.dot_iu_command_run_tally_delta (command_name, run_mode, run_status, runs)
+    VALUES (NEW.command_name, NEW.run_mode, NEW.run_status, 1);
+    IF NEW.run_id % 1024 = 0 THEN
+        PERFORM public.fn_dot_iu_command_run_tally_fold();
+    END IF;
     RETURN NULL;
 END
 $function$;

@@ -1,8 +1,8 @@
 """The run tally behind the registry and health views (0008_run_tally, issue 5).
 
 The views must return exactly what a plain aggregate over the ledger returns, whatever mix of
-concurrent writes, rollbacks, direct inserts and maintenance deletes produced the ledger; a
-rolled-back write leaves no trace; the rebuild function recounts from the ledger. The plain
+concurrent writes, rollbacks, direct inserts, maintenance deletes and folds produced the ledger;
+a rolled-back write leaves no trace; the rebuild function recounts from the ledger. The plain
 aggregates below are written here, independently of the views' v1 text.
 """
 
@@ -18,8 +18,9 @@ import psycopg
 import pytest
 
 DIGEST = "0123456789abcdef0123456789abcdef"
-SHARDS = 64
 TALLY = "dot_iu_command_run_tally"
+DELTA = "dot_iu_command_run_tally_delta"
+FOLD = "SELECT fn_dot_iu_command_run_tally_fold()"
 TALLY_FUNCTIONS = (
     "fn_dot_iu_command_run_tally_insert",
     "fn_dot_iu_command_run_tally_delete",
@@ -67,8 +68,11 @@ SELECT count(*),
        max(created_at)
   FROM dot_iu_command_run"""
 TALLY_SUMS = f"""
-SELECT command_name, run_mode, run_status, sum(runs)::bigint
-  FROM {TALLY} GROUP BY 1, 2, 3 HAVING sum(runs) <> 0"""
+SELECT command_name, run_mode, run_status, sum(runs)::bigint AS runs
+  FROM (SELECT command_name, run_mode, run_status, runs FROM {TALLY}
+        UNION ALL
+        SELECT command_name, run_mode, run_status, runs FROM {DELTA}) AS counted
+ GROUP BY 1, 2, 3 HAVING sum(runs) <> 0"""
 PLAIN_SUMS = """
 SELECT command_name, run_mode, run_status, count(*)
   FROM dot_iu_command_run GROUP BY 1, 2, 3"""
@@ -94,7 +98,7 @@ def assert_exact(conn, what=""):
     pgtap.results_eq(conn, HEALTH, conn.execute(PLAIN_HEALTH).fetchall(),
                      description="v_dot_iu_command_run_health equals a plain aggregate" + suffix)
     pgtap.set_eq(conn, TALLY_SUMS, conn.execute(PLAIN_SUMS).fetchall(),
-                 description="the tally, summed over shards, equals the ledger's counts" + suffix)
+                 description="the tally plus its deltas equals the ledger's counts" + suffix)
 
 
 def numbers(conn):
@@ -111,19 +115,29 @@ def commands(conn) -> list[str]:
 
 # -- shape -------------------------------------------------------------------------------------
 
-def test_tally_table_has_its_columns_key_comments_and_no_public_privileges(db):
-    pgtap.has_table(db, TALLY)
+@pytest.mark.parametrize("table", [TALLY, DELTA])
+def test_tally_tables_have_their_columns_comment_and_no_public_privileges(db, table):
+    pgtap.has_table(db, table)
     for column, type_ in (("command_name", "text"), ("run_mode", "text"),
-                          ("run_status", "text"), ("shard", "bigint"), ("runs", "bigint")):
-        pgtap.col_type_is(db, TALLY, column, type_)
-        pgtap.col_not_null(db, TALLY, column)
-    pgtap.col_is_pk(db, TALLY, ["command_name", "run_mode", "run_status", "shard"])
+                          ("run_status", "text"), ("runs", "bigint")):
+        pgtap.col_type_is(db, table, column, type_)
+        pgtap.col_not_null(db, table, column)
+    pgtap.has_comment(db, "table", table)
+    pgtap.table_privs_are(db, table, "public", [])
+
+
+def test_the_tally_has_one_row_per_key(db):
+    pgtap.col_is_pk(db, TALLY, ["command_name", "run_mode", "run_status"])
     pgtap.has_index(db, TALLY, "pk_dot_iu_command_run_tally",
-                    ["command_name", "run_mode", "run_status", "shard"])
-    pgtap.has_comment(db, "table", TALLY)
-    pgtap.has_comment(db, "column", f"{TALLY}.shard")
-    pgtap.has_comment(db, "column", f"{TALLY}.runs")
-    pgtap.table_privs_are(db, TALLY, "public", [])
+                    ["command_name", "run_mode", "run_status"])
+
+
+def test_the_deltas_carry_no_index_and_ask_autovacuum_to_reclaim_them_early(db):
+    pgtap.is_empty(db, "SELECT indexrelid FROM pg_index WHERE indrelid = %s::regclass",
+                   params=(DELTA,))
+    pgtap.results_eq(db, "SELECT reloptions FROM pg_class WHERE oid = %s::regclass",
+                     [(["autovacuum_vacuum_threshold=1000",
+                        "autovacuum_vacuum_scale_factor=0"],)], params=(DELTA,))
 
 
 def test_tally_triggers_sit_on_the_ledger_and_call_their_functions(db):
@@ -146,6 +160,7 @@ def test_tally_triggers_sit_on_the_ledger_and_call_their_functions(db):
 
 @pytest.mark.parametrize("function,args,returns", [
     *[(name, [], "trigger") for name in TALLY_FUNCTIONS],
+    ("fn_dot_iu_command_run_tally_fold", [], "bigint"),
     ("fn_dot_iu_command_run_tally_rebuild", [], "jsonb"),
     ("fn_dot_iu_command_log", LOGGER_ARGS, "bigint"),
 ])
@@ -276,13 +291,94 @@ def test_uncatalogued_runs_count_in_health_but_not_in_the_registry(db):
     assert_exact(db, "empty catalog")
 
 
-def test_concurrent_writers_on_one_command_use_their_own_shards(pg, db, db_name):
-    with pg.connect(db_name) as one, pg.connect(db_name) as two:
-        log(one)
-        log(two)
-        pids = {one.info.backend_pid % SHARDS, two.info.backend_pid % SHARDS}
-    pgtap.set_eq(db, f"SELECT shard FROM {TALLY}", [(shard,) for shard in pids])
+def test_every_write_appends_a_delta_and_a_fold_moves_them_into_the_tally(db):
+    for mode, status in PAIRS:
+        log(db, "dot_iu_healthcheck", mode, status)
+    log(db)
+    insert_directly(db)
+    pgtap.results_eq(db, f"SELECT count(*), sum(runs) FROM {DELTA}", [(11, 11)])
+    pgtap.is_empty(db, f"SELECT * FROM {TALLY}")
+    pgtap.results_eq(db, FOLD, [(11,)])
+    pgtap.is_empty(db, f"SELECT * FROM {DELTA}")
+    pgtap.results_eq(db, f"SELECT sum(runs) FROM {TALLY}", [(11,)])
+    assert_exact(db, "after a fold")
+    with db.transaction():
+        db.execute("SET LOCAL dot_iu.ledger_maintenance = 'on'")
+        db.execute("DELETE FROM dot_iu_command_run WHERE command_name = 'dot_iu_add_piece'")
+    pgtap.results_eq(db, f"SELECT command_name, run_mode, run_status, runs FROM {DELTA}",
+                     [("dot_iu_add_piece", "apply", "applied", -1),
+                      ("dot_iu_add_piece", "plan", "planned", -1)])
+    assert_exact(db, "a delete's negative deltas")
+    db.execute(FOLD)
+    pgtap.results_eq(db, f"SELECT runs FROM {TALLY} WHERE command_name = 'dot_iu_add_piece'"
+                     " ORDER BY run_mode", [(0,), (0,)])
+    assert_exact(db, "folded down to zero")
+
+
+def test_the_1024th_run_id_folds_inside_the_writing_transaction(db):
+    db.execute("SELECT setval(pg_get_serial_sequence('dot_iu_command_run', 'run_id'), 1020)")
+    for _ in range(3):
+        log(db)  # run_ids 1021..1023: deltas only
+    pgtap.results_eq(db, f"SELECT count(*) FROM {DELTA}", [(3,)])
+    log(db)  # run_id 1024: folds
+    pgtap.is_empty(db, f"SELECT * FROM {DELTA}")
+    pgtap.results_eq(db, f"SELECT runs FROM {TALLY}", [(4,)])
+    assert_exact(db, "folded by the 1024th write")
+
+
+def test_a_fold_that_rolls_back_moves_nothing(db):
+    log(db)
+    log(db, "dot_iu_healthcheck", "plan", "planned")
+    before = numbers(db)
+    with db.transaction() as tx:
+        pgtap.results_eq(db, FOLD, [(2,)])
+        pgtap.is_empty(db, f"SELECT * FROM {DELTA}")
+        raise psycopg.Rollback(tx)
+    pgtap.results_eq(db, f"SELECT count(*) FROM {DELTA}", [(2,)])
+    pgtap.is_empty(db, f"SELECT * FROM {TALLY}")
+    assert numbers(db) == before
+
+
+def test_one_fold_at_a_time_and_nobody_waits_for_it(pg, db, db_name):
+    log(db)
+    with pg.connect(db_name, autocommit=False) as folder:
+        assert folder.execute(FOLD).fetchone()[0] == 1  # holds the fold lock until commit
+        log(db)
+        db.execute("SET lock_timeout = '100ms'")
+        pgtap.results_eq(db, FOLD, [(0,)], description="a second fold skips, at once")
+        log(db)  # writers never wait, not even on a fold in flight
+        db.execute("RESET lock_timeout")
+        folder.commit()
+    pgtap.results_eq(db, FOLD, [(2,)])
     assert_exact(db)
+
+
+def test_a_transaction_folds_once_and_only_under_read_committed(db):
+    log(db)
+    with db.transaction():
+        pgtap.results_eq(db, FOLD, [(1,)])
+        log(db)
+        pgtap.results_eq(db, FOLD, [(0,)], description="a second fold in one transaction")
+    pgtap.results_eq(db, FOLD, [(1,)], description="the next transaction folds again")
+    log(db)
+    with db.transaction():
+        db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        pgtap.results_eq(db, FOLD, [(0,)], description="no fold under REPEATABLE READ")
+    assert_exact(db)
+
+
+def test_a_bulk_insert_folds_once_and_stays_exact(db):
+    names = commands(db)
+    db.execute(
+        "INSERT INTO dot_iu_command_run (command_name, run_mode, run_status, mutating, actor,"
+        " params_digest) SELECT (%s::text[])[1 + i %% %s], 'plan', 'planned', true, 'bulk', %s"
+        " FROM generate_series(1, 5000) AS i", (names, len(names), DIGEST))
+    # The fold at run_id 1024 moved the 1024 deltas before it; later ones wait for the next.
+    pgtap.results_eq(db, f"SELECT sum(runs) FROM {TALLY}", [(1024,)])
+    pgtap.results_eq(db, f"SELECT count(*) FROM {DELTA}", [(5000 - 1024,)])
+    assert_exact(db, "after a bulk insert")
+    pgtap.results_eq(db, FOLD, [(5000 - 1024,)])
+    assert_exact(db, "after the next fold")
 
 
 def test_randomized_concurrent_appends_keep_the_views_equal_to_a_plain_aggregate(
@@ -317,8 +413,9 @@ def test_randomized_concurrent_appends_keep_the_views_equal_to_a_plain_aggregate
     for thread in threads:
         thread.join()
     assert not errors, f"TALLY_SEED={seed}: {errors!r}"
-    assert outcomes.get("rolled back", 0) > 0 and outcomes.get("maintenance delete", 0) > 0, (
-        f"TALLY_SEED={seed}: the mix must include rollbacks and deletes: {outcomes}")
+    assert all(outcomes.get(what, 0) > 0 for what in ("rolled back", "maintenance delete",
+                                                      "fold")), (
+        f"TALLY_SEED={seed}: the mix must include rollbacks, deletes and folds: {outcomes}")
     assert_exact(db, f"TALLY_SEED={seed}, {outcomes}")
     rebuilt = db.execute("SELECT fn_dot_iu_command_run_tally_rebuild()").fetchone()[0]
     assert rebuilt["runs"] == rebuilt["runs_before"], f"TALLY_SEED={seed}: the tally had drifted"
@@ -326,16 +423,20 @@ def test_randomized_concurrent_appends_keep_the_views_equal_to_a_plain_aggregate
 
 
 def _random_step(conn, rng: random.Random, names: list[str], count) -> None:
-    """One of: a logged run, a committed or rolled-back transaction of several writes (logger
-    and direct), a refused call in a savepoint, or a maintenance delete."""
+    """One of: a logged run, a fold, a committed or rolled-back transaction of several writes
+    (logger and direct, maybe a fold, maybe a refused call in a savepoint), or a maintenance
+    delete."""
     def any_run():
         mode, status = rng.choice(PAIRS)
         return rng.choice(names), mode, status
 
     roll = rng.random()
-    if roll < 0.45:
+    if roll < 0.40:
         log(conn, *any_run())
         count("logged")
+    elif roll < 0.45:
+        conn.execute("SELECT fn_dot_iu_command_run_tally_fold()")
+        count("fold")
     elif roll < 0.85:
         with conn.transaction() as tx:
             for _ in range(rng.randint(1, 4)):
@@ -343,6 +444,8 @@ def _random_step(conn, rng: random.Random, names: list[str], count) -> None:
                     insert_directly(conn, *any_run())
                 else:
                     log(conn, *any_run())
+            if rng.random() < 0.2:
+                conn.execute("SELECT fn_dot_iu_command_run_tally_fold()")
             if rng.random() < 0.3:
                 with pytest.raises(psycopg.errors.ForeignKeyViolation):
                     with conn.transaction():
@@ -367,24 +470,26 @@ def test_rebuild_recounts_a_drifted_tally_and_reports_the_drift(db):
     for command in commands(db)[:3]:
         for mode, status in PAIRS:
             log(db, command, mode, status)
+    db.execute(FOLD)
+    log(db)  # one delta left pending
     runs = db.execute("SELECT count(*) FROM dot_iu_command_run").fetchone()[0]
     db.execute(f"UPDATE {TALLY} SET runs = runs + 5")
-    db.execute(f"INSERT INTO {TALLY} VALUES ('dot_iu_ghost', 'plan', 'planned', 3, 11)")
-    drifted_rows = db.execute(f"SELECT count(*) FROM {TALLY}").fetchone()[0]
-    drifted_runs = db.execute(f"SELECT sum(runs) FROM {TALLY}").fetchone()[0]
+    db.execute(f"INSERT INTO {TALLY} VALUES ('dot_iu_ghost', 'plan', 'planned', 11)")
+    db.execute(f"INSERT INTO {DELTA} VALUES ('dot_iu_ghost', 'plan', 'planned', 2)")
+    drifted = db.execute(f"SELECT sum(runs) FROM ({TALLY_SUMS}) AS s").fetchone()[0]
     report = db.execute("SELECT fn_dot_iu_command_run_tally_rebuild()").fetchone()[0]
     groups = db.execute(f"SELECT count(*) FROM ({PLAIN_SUMS}) AS g").fetchone()[0]
     assert report == {"runs": runs, "commands": 3, "tally_rows": groups,
-                      "runs_before": drifted_runs, "tally_rows_before": drifted_rows}
-    pgtap.is_empty(db, f"SELECT * FROM {TALLY} WHERE shard <> 0")
+                      "runs_before": drifted, "deltas_before": 2}
+    pgtap.is_empty(db, f"SELECT * FROM {DELTA}")
     assert_exact(db, "after the rebuild")
 
 
 def test_rebuild_of_an_empty_ledger_empties_the_tally(db):
-    db.execute(f"INSERT INTO {TALLY} VALUES ('dot_iu_ghost', 'plan', 'planned', 0, 2)")
+    db.execute(f"INSERT INTO {TALLY} VALUES ('dot_iu_ghost', 'plan', 'planned', 2)")
     report = db.execute("SELECT fn_dot_iu_command_run_tally_rebuild()").fetchone()[0]
     assert report == {"runs": 0, "commands": 0, "tally_rows": 0, "runs_before": 2,
-                      "tally_rows_before": 1}
+                      "deltas_before": 0}
     pgtap.is_empty(db, f"SELECT * FROM {TALLY}")
 
 
@@ -442,12 +547,14 @@ def test_upgrade_backfills_an_existing_ledger_and_downgrade_restores_v1(
     v1_health = empty_db.execute(HEALTH).fetchall()
     result = alembic(empty_db_url, "upgrade", "0008_run_tally")
     assert ('dot_iu_command_run_tally backfilled from the ledger: {"runs": 18, "commands": 2,'
-            ' "tally_rows": 18, "runs_before": 0, "tally_rows_before": 0}') in result.stderr
+            ' "tally_rows": 18, "runs_before": 0, "deltas_before": 0}') in result.stderr
     assert empty_db.execute(REGISTRY + " ORDER BY command_name").fetchall() == v1_registry
     assert empty_db.execute(HEALTH).fetchall() == v1_health
     assert_exact(empty_db, "backfilled")
     log(empty_db)
     alembic(empty_db_url, "downgrade", "0007_runtime_reader_v2")
     pgtap.hasnt_table(empty_db, TALLY)
+    pgtap.hasnt_table(empty_db, DELTA)
     pgtap.hasnt_function(empty_db, "fn_dot_iu_command_run_tally_rebuild")
+    pgtap.hasnt_function(empty_db, "fn_dot_iu_command_run_tally_fold")
     pgtap.results_eq(empty_db, HEALTH, empty_db.execute(PLAIN_HEALTH).fetchall())

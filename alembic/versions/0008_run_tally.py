@@ -4,29 +4,33 @@ Revision ID: 0008_run_tally
 Revises: 0007_runtime_reader_v2
 
 Creates:
-- table dot_iu_command_run_tally: exact run counts per (command_name, run_mode, run_status),
-  sharded by writing backend (pg_backend_pid() % 64) so concurrent writers do not queue on one
-  hot row; only the sum over shards means anything;
-- the triggers that keep it, in the writer's transaction (a rolled-back write leaves no trace),
-  for every path into the ledger, the logger's and any other: tg_dot_iu_command_run_tally_insert
-  (AFTER INSERT, per row, fn_dot_iu_command_run_tally_insert v1), tg_dot_iu_command_run_tally_delete
-  (AFTER DELETE, per statement over the transition table, fn_dot_iu_command_run_tally_delete v1)
-  and tg_dot_iu_command_run_tally_truncate (AFTER TRUNCATE, fn_dot_iu_command_run_tally_truncate
-  v1);
+- table dot_iu_command_run_tally: run counts per (command_name, run_mode, run_status), folded;
+- table dot_iu_command_run_tally_delta: the counts not folded yet, one row per ledger insert
+  (+1) or per key of a maintenance DELETE (-n); unindexed, so writing it costs the ledger's
+  writers little and none of them ever waits on another. The exact count of a key is its tally
+  row plus its deltas, read in one snapshot;
+- the triggers that write the deltas in the writer's transaction (a rolled-back write leaves no
+  trace), for every path into the ledger, the logger's and any other:
+  tg_dot_iu_command_run_tally_insert (AFTER INSERT, per row, fn_dot_iu_command_run_tally_insert
+  v1, which also folds on about one write in 1024), tg_dot_iu_command_run_tally_delete (AFTER
+  DELETE, per statement over the transition table, fn_dot_iu_command_run_tally_delete v1) and
+  tg_dot_iu_command_run_tally_truncate (AFTER TRUNCATE, fn_dot_iu_command_run_tally_truncate v1);
+- fn_dot_iu_command_run_tally_fold() v1: moves the visible deltas into the tally (one fold at a
+  time, never waiting);
 - fn_dot_iu_command_run_tally_rebuild() v1: recounts the tally from the ledger under a SHARE
   lock and reports what it found; the upgrade calls it to backfill an existing ledger (so it
   holds that lock while it counts: seconds per ten million rows);
 - fn_dot_iu_command_log(...) v2: same signature and contract, one statement in the common case;
 - v_dot_iu_command_registry and v_dot_iu_command_run_health v2: the same columns, types and
-  numbers as v1 (SPEC 3.2), the counts read from the tally, last_run_at / last_status from the
-  existing (command_name, created_at DESC) and (run_status, created_at DESC) indexes with
-  LIMIT 1 (ties broken by run_id DESC, as v1 does).
+  numbers as v1 (SPEC 3.2), the counts read from the tally and its deltas, last_run_at /
+  last_status from the existing (command_name, created_at DESC) and (run_status, created_at
+  DESC) indexes with LIMIT 1 (ties broken by run_id DESC, as v1 does).
 Requires: 0007_runtime_reader_v2 (the ledger, its logger v1 and the v1 views from
 0003_operator_runtime).
 Reverses: restores the v1 views (their text frozen below, as 0003 created them) and comments,
 re-runs the logger's v1 file, then drops the rebuild function, the triggers, the trigger
-functions and the tally, in that order, no CASCADE. The tally is derived from the ledger, so
-dropping it loses nothing.
+functions, the fold function and the two tables, in that order, no CASCADE. The counts are derived from
+the ledger, so dropping them loses nothing.
 """
 
 from __future__ import annotations
@@ -42,26 +46,28 @@ depends_on = None
 
 LEDGER = "public.dot_iu_command_run"
 TALLY = "public.dot_iu_command_run_tally"
+DELTA = "public.dot_iu_command_run_tally_delta"
+FOLD = "public.fn_dot_iu_command_run_tally_fold()"
 REBUILD = "public.fn_dot_iu_command_run_tally_rebuild()"
 # (version file, signature, comment) of the trigger functions, in creation order.
 TRIGGER_FUNCTIONS = (
     (
         "fn_dot_iu_command_run_tally_insert.v1.sql",
         "public.fn_dot_iu_command_run_tally_insert()",
-        "Trigger: adds each new ledger row to dot_iu_command_run_tally, in the writing "
-        "backend''s shard, in the writer''s transaction.",
+        "Trigger: appends a +1 delta for each new ledger row to dot_iu_command_run_tally_delta, "
+        "in the writer''s transaction; folds the deltas on about one write in 1024.",
     ),
     (
         "fn_dot_iu_command_run_tally_delete.v1.sql",
         "public.fn_dot_iu_command_run_tally_delete()",
-        "Trigger: subtracts the rows a maintenance DELETE removed from the ledger from "
-        "dot_iu_command_run_tally, one grouped statement per DELETE.",
+        "Trigger: appends one negative delta per key of the rows a maintenance DELETE removed "
+        "from the ledger to dot_iu_command_run_tally_delta.",
     ),
     (
         "fn_dot_iu_command_run_tally_truncate.v1.sql",
         "public.fn_dot_iu_command_run_tally_truncate()",
-        "Trigger: empties dot_iu_command_run_tally when a maintenance TRUNCATE empties the "
-        "ledger.",
+        "Trigger: empties dot_iu_command_run_tally and its deltas when a maintenance TRUNCATE "
+        "empties the ledger.",
     ),
 )
 # (name, timing and event, level, function) of the triggers on the ledger.
@@ -74,16 +80,27 @@ TALLY_TRIGGERS = (
     ("tg_dot_iu_command_run_tally_truncate", "AFTER TRUNCATE", "FOR EACH STATEMENT",
      "public.fn_dot_iu_command_run_tally_truncate()"),
 )
-TALLY_COLUMN_COMMENTS = (
-    ("shard", "pg_backend_pid() % 64 of the backend that wrote (or deleted) the rows; 0 after a "
-              "rebuild. Spreads concurrent writers over rows; carries no meaning of its own."),
-    ("runs", "Rows added minus rows deleted by that shard. One shard may be negative (rows "
-             "written by one backend, deleted by another); the sum over shards is the exact "
-             "count."),
+TALLY_COMMENT = (
+    "Ledger run counts per (command_name, run_mode, run_status), folded from "
+    "dot_iu_command_run_tally_delta; a key''s exact count is its row here plus its deltas. "
+    "Derived state, read by the registry and health views: fn_dot_iu_command_run_tally_rebuild() "
+    "recounts it from the ledger. No CHECK on runs: a fold upserts a key''s delta sum, which "
+    "is negative when a DELETE''s deltas meet +1s folded earlier."
+)
+DELTA_COMMENT = (
+    "Run counts not folded into dot_iu_command_run_tally yet: +1 per ledger insert, -n per key "
+    "of a maintenance DELETE, written by triggers on the ledger in the writer''s transaction; "
+    "fn_dot_iu_command_run_tally_fold() moves them. No index and no CHECK: each would cost every "
+    "ledger write. Autovacuum is told to reclaim folded rows early."
+)
+FOLD_COMMENT = (
+    "Moves the visible deltas into dot_iu_command_run_tally and returns how many it moved; 0 "
+    "when another fold runs, when this transaction already folded, or outside READ COMMITTED."
 )
 REBUILD_COMMENT = (
-    "Recounts dot_iu_command_run_tally from the ledger under a SHARE lock on the ledger (writers "
-    "wait); returns {runs, commands, tally_rows, runs_before, tally_rows_before}."
+    "Recounts dot_iu_command_run_tally from the ledger and empties its deltas, under a SHARE "
+    "lock on the ledger (writers wait); returns {runs, commands, tally_rows, runs_before, "
+    "deltas_before}."
 )
 
 REGISTRY_COMMENT_V1 = (
@@ -92,14 +109,15 @@ REGISTRY_COMMENT_V1 = (
 )
 REGISTRY_COMMENT_V2 = (
     "Every catalogued command with its ledger aggregates and whether its target function "
-    "resolves. Counts come from dot_iu_command_run_tally, last run from the ledger''s "
-    "(command_name, created_at DESC) index: cost grows with the commands, not the ledger."
+    "resolves. Counts come from dot_iu_command_run_tally and its deltas, last run from the "
+    "ledger''s (command_name, created_at DESC) index: cost grows with the commands, not the "
+    "ledger."
 )
 HEALTH_COMMENT_V1 = "Exactly one row: ledger totals, distinct commands, catalog size, last run."
 HEALTH_COMMENT_V2 = (
     "Exactly one row: ledger totals, distinct commands, catalog size, last run. Counts come "
-    "from dot_iu_command_run_tally, last run from the ledger''s (run_status, created_at DESC) "
-    "index: cost grows with the commands, not the ledger."
+    "from dot_iu_command_run_tally and its deltas, last run from the ledger''s (run_status, "
+    "created_at DESC) index: cost grows with the commands, not the ledger."
 )
 
 # v1, frozen as 0003_operator_runtime created them (CREATE OR REPLACE: same columns).
@@ -165,16 +183,20 @@ SELECT c.command_name,
        last_run.run_status AS last_status
   FROM public.dot_iu_command_catalog AS c
   LEFT JOIN (
-        SELECT tally.command_name,
-               pg_catalog.sum(tally.runs)::bigint AS total_runs,
-               (pg_catalog.sum(tally.runs) FILTER (WHERE tally.run_status = 'applied'))::bigint
+        SELECT counted.command_name,
+               pg_catalog.sum(counted.runs)::bigint AS total_runs,
+               (pg_catalog.sum(counted.runs) FILTER (WHERE counted.run_status = 'applied'))::bigint
                    AS applied_runs,
-               (pg_catalog.sum(tally.runs) FILTER (WHERE tally.run_status = 'refused'))::bigint
+               (pg_catalog.sum(counted.runs) FILTER (WHERE counted.run_status = 'refused'))::bigint
                    AS refused_runs,
-               (pg_catalog.sum(tally.runs) FILTER (WHERE tally.run_status = 'failed'))::bigint
+               (pg_catalog.sum(counted.runs) FILTER (WHERE counted.run_status = 'failed'))::bigint
                    AS failed_runs
-          FROM public.dot_iu_command_run_tally AS tally
-         GROUP BY tally.command_name
+          FROM (SELECT t.command_name, t.run_status, t.runs
+                  FROM public.dot_iu_command_run_tally AS t
+                UNION ALL
+                SELECT d.command_name, d.run_status, d.runs
+                  FROM public.dot_iu_command_run_tally_delta AS d) AS counted
+         GROUP BY counted.command_name
        ) AS r ON r.command_name = c.command_name
   LEFT JOIN LATERAL (
         SELECT run.created_at, run.run_status
@@ -186,25 +208,29 @@ SELECT c.command_name,
 
 HEALTH_VIEW_V2 = """
 CREATE OR REPLACE VIEW public.v_dot_iu_command_run_health AS
-WITH tally AS (
-    SELECT t.command_name, t.run_mode, t.run_status, pg_catalog.sum(t.runs) AS runs
-      FROM public.dot_iu_command_run_tally AS t
-     GROUP BY t.command_name, t.run_mode, t.run_status
+WITH counted AS (
+    SELECT u.command_name, u.run_mode, u.run_status, pg_catalog.sum(u.runs) AS runs
+      FROM (SELECT t.command_name, t.run_mode, t.run_status, t.runs
+              FROM public.dot_iu_command_run_tally AS t
+            UNION ALL
+            SELECT d.command_name, d.run_mode, d.run_status, d.runs
+              FROM public.dot_iu_command_run_tally_delta AS d) AS u
+     GROUP BY u.command_name, u.run_mode, u.run_status
 )
-SELECT coalesce(pg_catalog.sum(tally.runs), 0)::bigint AS total_runs,
-       coalesce(pg_catalog.sum(tally.runs) FILTER (WHERE tally.run_mode = 'apply'), 0)::bigint
-           AS apply_runs,
-       coalesce(pg_catalog.sum(tally.runs) FILTER (WHERE tally.run_status = 'applied'), 0)::bigint
-           AS applied_runs,
-       coalesce(pg_catalog.sum(tally.runs) FILTER (WHERE tally.run_status = 'refused'), 0)::bigint
-           AS refused_runs,
-       coalesce(pg_catalog.sum(tally.runs) FILTER (WHERE tally.run_status = 'failed'), 0)::bigint
-           AS failed_runs,
-       (SELECT pg_catalog.count(DISTINCT d.command_name) FROM tally AS d WHERE d.runs > 0)
+SELECT coalesce(pg_catalog.sum(counted.runs), 0)::bigint AS total_runs,
+       coalesce(pg_catalog.sum(counted.runs) FILTER (WHERE counted.run_mode = 'apply'),
+                0)::bigint AS apply_runs,
+       coalesce(pg_catalog.sum(counted.runs) FILTER (WHERE counted.run_status = 'applied'),
+                0)::bigint AS applied_runs,
+       coalesce(pg_catalog.sum(counted.runs) FILTER (WHERE counted.run_status = 'refused'),
+                0)::bigint AS refused_runs,
+       coalesce(pg_catalog.sum(counted.runs) FILTER (WHERE counted.run_status = 'failed'),
+                0)::bigint AS failed_runs,
+       (SELECT pg_catalog.count(DISTINCT k.command_name) FROM counted AS k WHERE k.runs > 0)
            AS distinct_commands,
        (SELECT pg_catalog.count(*) FROM public.dot_iu_command_catalog) AS catalog_size,
        (SELECT pg_catalog.max(last_run.created_at)
-          FROM (SELECT DISTINCT s.run_status FROM tally AS s WHERE s.runs > 0) AS status
+          FROM (SELECT DISTINCT k.run_status FROM counted AS k WHERE k.runs > 0) AS status
           CROSS JOIN LATERAL (
                 SELECT run.created_at
                   FROM public.dot_iu_command_run AS run
@@ -212,7 +238,7 @@ SELECT coalesce(pg_catalog.sum(tally.runs), 0)::bigint AS total_runs,
                  ORDER BY run.created_at DESC
                  LIMIT 1
                ) AS last_run) AS last_run_at
-  FROM tally"""
+  FROM counted"""
 
 
 def _execute(sql: str) -> None:
@@ -259,24 +285,27 @@ CREATE TABLE {TALLY} (
     command_name text NOT NULL,
     run_mode text NOT NULL,
     run_status text NOT NULL,
-    shard bigint NOT NULL,
     runs bigint NOT NULL,
-    CONSTRAINT pk_dot_iu_command_run_tally
-        PRIMARY KEY (command_name, run_mode, run_status, shard)
+    CONSTRAINT pk_dot_iu_command_run_tally PRIMARY KEY (command_name, run_mode, run_status)
 )"""
     )
     _execute(f"REVOKE ALL ON TABLE {TALLY} FROM PUBLIC")
+    _execute(f"COMMENT ON TABLE {TALLY} IS '{TALLY_COMMENT}'")
     _execute(
-        f"COMMENT ON TABLE {TALLY} IS "
-        "'Exact run counts of dot_iu_command_run per (command_name, run_mode, run_status), kept "
-        "by triggers on the ledger in the writer''s transaction and read by the registry and "
-        "health views. Derived state: fn_dot_iu_command_run_tally_rebuild() recounts it. No "
-        "CHECKs: only its triggers and the rebuild write it, and each check would cost every "
-        "ledger write.'"
+        f"""
+CREATE TABLE {DELTA} (
+    command_name text NOT NULL,
+    run_mode text NOT NULL,
+    run_status text NOT NULL,
+    runs bigint NOT NULL
+) WITH (autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0)"""
     )
-    for column, comment in TALLY_COLUMN_COMMENTS:
-        _execute(f"COMMENT ON COLUMN {TALLY}.{column} IS '{comment}'")
+    _execute(f"REVOKE ALL ON TABLE {DELTA} FROM PUBLIC")
+    _execute(f"COMMENT ON TABLE {DELTA} IS '{DELTA_COMMENT}'")
 
+    _create_function("fn_dot_iu_command_run_tally_fold.v1.sql")
+    _execute(f"REVOKE ALL ON FUNCTION {FOLD} FROM PUBLIC")
+    _execute(f"COMMENT ON FUNCTION {FOLD} IS '{FOLD_COMMENT}'")
     for version_file, signature, comment in TRIGGER_FUNCTIONS:
         _create_function(version_file)
         _execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
@@ -320,5 +349,7 @@ def downgrade() -> None:
         _execute(f"DROP TRIGGER {name} ON {LEDGER}")
     for _, signature, _ in reversed(TRIGGER_FUNCTIONS):
         _execute(f"DROP FUNCTION {signature}")
+    _execute(f"DROP FUNCTION {FOLD}")
 
+    _execute(f"DROP TABLE {DELTA}")
     _execute(f"DROP TABLE {TALLY}")
