@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
 .PHONY: install demo db-up db-down test test-all sql lint clean seed-revision check-seeds verify \
-	schema drift
+	schema drift bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -76,6 +76,13 @@ drift: db-up
 lint: install
 	$(VENV)/bin/ruff check .
 	$(PY) -m substrate.sqllint
+
+# Issue 5's figures on a throw-away embedded server on tmpfs: writes bench/results.json,
+# bench/results.md and bench/view_latency.png (BENCH_SIZES=10000,100000 for a quick run; the
+# other BENCH_* settings are listed in bench/run.py). The full run takes about 20 minutes.
+bench: install
+	$(PY) -m pip install --quiet 'matplotlib>=3.7,<4'
+	$(PY) bench/run.py
 
 clean: db-down
 	rm -rf .pg sql
