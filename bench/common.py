@@ -51,8 +51,13 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def summary(values: list[float]) -> dict:
-    return {"p50": median(values), "p95": percentile(values, 95), "min": min(values),
-            "max": max(values), "runs": len(values)}
+    return {
+        "p50": median(values),
+        "p95": percentile(values, 95),
+        "min": min(values),
+        "max": max(values),
+        "runs": len(values),
+    }
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -115,8 +120,12 @@ def server() -> Iterator[Server]:
     shm = Path("/dev/shm")
     root = shm if shm.is_dir() else Path(tempfile.gettempdir())
     rundir = Path(tempfile.mkdtemp(prefix="substrate-bench-", dir=root))
-    cluster = embedded.Cluster(bindir=embedded.resolve_bindir(), rundir=rundir,
-                               port=embedded.free_port(), settings=SETTINGS)
+    cluster = embedded.Cluster(
+        bindir=embedded.resolve_bindir(),
+        rundir=rundir,
+        port=embedded.free_port(),
+        settings=SETTINGS,
+    )
     cluster.init()
     cluster.start()
     try:
@@ -128,8 +137,16 @@ def server() -> Iterator[Server]:
 
 def alembic(url: str, *args: str) -> subprocess.CompletedProcess:
     """The project's Alembic CLI, as a deploy runs it."""
-    command = [sys.executable, "-m", "alembic", "-c", str(PROJECT_ROOT / "alembic.ini"),
-               "-x", f"url={url}", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "alembic",
+        "-c",
+        str(PROJECT_ROOT / "alembic.ini"),
+        "-x",
+        f"url={url}",
+        *args,
+    ]
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     result = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, env=env)
     if result.returncode != 0:
@@ -137,9 +154,33 @@ def alembic(url: str, *args: str) -> subprocess.CompletedProcess:
     return result
 
 
-def tally_revision() -> tuple[str, str]:
-    """(0008_run_tally, the revision before it): the 'after' and 'before' of the comparisons."""
+def revisions(*names: str) -> dict[str, str]:
+    """Each of ``names`` ("head" or a revision id) resolved to its revision id by the tree."""
     from substrate.tree import Tree
 
-    revision = Tree().script.get_revision("0008_run_tally")
-    return revision.revision, revision.down_revision
+    tree = Tree()
+    resolved = {}
+    for name in names:
+        if name == "head":
+            resolved[name] = tree.head()
+        else:
+            resolved[name] = tree.script.get_revision(name).revision
+    return resolved
+
+
+def database_revision(server: Server, dbname: str) -> str:
+    """The revision(s) the database records in alembic_version, comma-joined."""
+    with server.connect(dbname) as conn:
+        return conn.execute(
+            "SELECT string_agg(version_num, ',' ORDER BY version_num) FROM public.alembic_version"
+        ).fetchone()[0]
+
+
+def migrated(server: Server, dbname: str, revision: str) -> str:
+    """A new database ``dbname`` upgraded to ``revision``; returns the revision it records."""
+    server.create_database(dbname)
+    alembic(server.url(dbname), "upgrade", revision)
+    found = database_revision(server, dbname)
+    if found != revision:
+        raise RuntimeError(f"{dbname}: upgraded to {revision} but alembic_version says {found}")
+    return found
