@@ -17,6 +17,8 @@ Sections, in the order printed (one screen):
 - ``gates``: gate safety from ``fn_iu_gate_verify_closed()`` when installed, else from the
   ``dot_config`` values (``substrate.gate_safety``: a broken never-flip or orphaned gate is a
   finding; a governable gate open inside its window only with --strict);
+- ``derived``: the state the fast paths read (``substrate.derived``): the gate snapshot row
+  equals dot_config's gates, the tally watermark row exists (rows past it reported);
 - ``checksums``: every applied revision re-rendered and compared with its recorded SHA-256
   (``substrate.checksums``: an edited released revision is a finding; "not recorded" is not).
 
@@ -36,7 +38,7 @@ from pathlib import Path
 
 from seeds.catalog import LOCKED_FIELDS, differences, fetch_catalog
 from seeds.registry import DOT_COMMANDS, DotCommand, catalog_rows
-from substrate import checksums, gate_safety, inventory, snapshot
+from substrate import checksums, derived, gate_safety, inventory, snapshot
 from substrate.dburl import to_conninfo
 from substrate.targets import resolve_targets
 from substrate.tree import Tree, UnknownRevision
@@ -107,6 +109,10 @@ def gates_section(conn, commands: tuple[DotCommand, ...]) -> dict:
     return gate_safety.section(conn)
 
 
+def derived_section(conn, commands: tuple[DotCommand, ...]) -> dict:
+    return derived.section(conn)
+
+
 def checksums_section(conn, commands: tuple[DotCommand, ...], tree: Tree | None = None) -> dict:
     try:
         return checksums.section(conn, snapshot.revision(conn), tree or Tree())
@@ -121,6 +127,7 @@ SECTIONS: dict[str, Section] = {
     "catalog": catalog_section,
     "targets": targets_section,
     "gates": gates_section,
+    "derived": derived_section,
     "checksums": checksums_section,
 }
 
@@ -174,7 +181,8 @@ def format_text(report: dict, strict: bool) -> str:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "verify", help="inventory, catalog, targets, gate safety, migration checksums"
+        "verify",
+        help="inventory, catalog, targets, gate safety, derived state, migration checksums",
     )
     parser.add_argument("--url", help="database URL (default: $DATABASE_URL)")
     parser.add_argument(

@@ -1,5 +1,6 @@
-"""`substrate verify`'s one screen: revision, objects N/N, catalog, targets, gate safety and
-checksums, on a clean database, a drifted one and one at an older revision; exit codes 0/1/2."""
+"""`substrate verify`'s one screen: revision, objects N/N, catalog, targets, gate safety, derived
+state and checksums, on a clean database, a drifted one and one at an older revision; exit codes
+0/1/2."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from substrate import cli, inventory, snapshot
 from substrate.tree import Tree
 from substrate.verify import build_report, exit_code
 
-SECTIONS = ["revision", "objects", "catalog", "targets", "gates", "checksums"]
+SECTIONS = ["revision", "objects", "catalog", "targets", "gates", "derived", "checksums"]
 
 
 def verify(capsys, *args: str) -> tuple[int, str]:
@@ -146,3 +147,43 @@ def test_a_database_alembic_never_ran_on_is_a_finding(capsys, empty_db_url):
     assert code == 1
     assert sections["revision"]["findings"][0].startswith("Alembic has never run here")
     assert sections["checksums"]["revisions"] == []
+
+
+def test_derived_state_in_step_is_reported_and_not_a_finding(capsys, db, db_url):
+    db.execute("SELECT fn_dot_iu_command_log('dot_iu_healthcheck', 'plan', 'planned', 'ops',"
+               " '0123456789abcdef0123456789abcdef')")
+    code, out = verify(capsys, "--url", db_url)
+    assert code == 0, out
+    assert "derived: gate snapshot fresh; tally watermark at run_id 0, 1 row(s) past it" in out
+
+
+@pytest.mark.parametrize("damage,finding", [
+    ("UPDATE dot_iu_gate_snapshot SET snapshot = '{}'",
+     "differs from the gates in dot_config (repair: SELECT"
+     " public.fn_dot_iu_gate_snapshot_refresh())"),
+    ("DELETE FROM dot_iu_gate_snapshot", "public.dot_iu_gate_snapshot has no row"),
+    ("DELETE FROM dot_iu_command_run_tally_watermark",
+     "the views undercount and maintenance deletes are refused (repair: SELECT"
+     " public.fn_dot_iu_command_run_tally_rebuild())"),
+])
+def test_derived_state_out_of_step_is_a_finding_with_its_repair(capsys, db, db_url, damage,
+                                                                 finding):
+    db.execute(damage)
+    code, out = verify(capsys, "--url", db_url, "--json")
+    report = json.loads(out)["sections"]["derived"]
+    assert code == 1 and report["ok"] is False
+    assert any(finding in line for line in report["findings"]), report["findings"]
+    for repair in ("SELECT fn_dot_iu_gate_snapshot_refresh()",
+                   "SELECT fn_dot_iu_command_run_tally_rebuild()"):
+        db.execute(repair)
+    assert verify(capsys, "--url", db_url)[0] == 0
+
+
+def test_derived_state_before_0009_is_not_installed_and_not_a_finding(empty_db, empty_db_url,
+                                                                      alembic):
+    from substrate import derived
+
+    alembic(empty_db_url, "upgrade", "0008_run_tally")
+    section = derived.section(empty_db)
+    assert section["ok"] is True and section["installed"] is False
+    assert section["summary"] == "not installed (a revision before 0009_tally_watermark)"

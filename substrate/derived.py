@@ -1,0 +1,74 @@
+"""Derived state for ``substrate verify``: is what the fast paths read in step with its source?
+
+Two pieces of state exist only to make the hot paths cheap (0009_tally_watermark), and both
+can be checked without a pass over the ledger:
+
+- ``dot_iu_gate_snapshot``, the one row the logger copies as a run's gate_snapshot: it must
+  equal the gates of the registry held in ``dot_config`` (a finding otherwise, with the repair:
+  ``SELECT fn_dot_iu_gate_snapshot_refresh()``);
+- ``dot_iu_command_run_tally_watermark``: its one row must exist (a finding otherwise, with the
+  repair: ``SELECT fn_dot_iu_command_run_tally_rebuild()``); reported: where it stands and how
+  many ledger rows the views read past it (a primary-key range), which grows only while folds
+  are held back (a transaction left open after writing the ledger) or nobody logs.
+
+A database at a revision older than 0009 has neither: reported, not a finding.
+"""
+
+from __future__ import annotations
+
+from seeds.registry import GOVERNABLE_GATES, NEVER_FLIP_GATES
+
+SNAPSHOT = "public.dot_iu_gate_snapshot"
+WATERMARK = "public.dot_iu_command_run_tally_watermark"
+
+
+def _exists(conn, relation: str) -> bool:
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (relation,)).fetchone()[0]
+
+
+def _gate_snapshot(conn) -> tuple[str, list[str]]:
+    rows = conn.execute(
+        f"SELECT s.snapshot = (SELECT coalesce(jsonb_object_agg(c.key, c.value), '{{}}')"
+        "                        FROM public.dot_config AS c WHERE c.key = ANY(%s))"
+        f"  FROM {SNAPSHOT} AS s",
+        (list(GOVERNABLE_GATES + NEVER_FLIP_GATES),)).fetchall()
+    if not rows:
+        return "missing", [f"{SNAPSHOT} has no row: the logger records an empty gate snapshot"
+                           " (repair: SELECT public.fn_dot_iu_gate_snapshot_refresh())"]
+    if not rows[0][0]:
+        return "STALE", [f"{SNAPSHOT} differs from the gates in dot_config"
+                         " (repair: SELECT public.fn_dot_iu_gate_snapshot_refresh())"]
+    return "fresh", []
+
+
+def _watermark(conn) -> tuple[str, dict, list[str]]:
+    row = conn.execute(
+        f"SELECT w.folded_through, w.candidate_through,"
+        f"       (SELECT count(*) FROM public.dot_iu_command_run AS r"
+        f"         WHERE r.run_id > w.folded_through)"
+        f"  FROM {WATERMARK} AS w").fetchone()
+    if row is None:
+        return "missing", {}, [f"{WATERMARK} has no row: the views undercount and maintenance"
+                               " deletes are refused (repair: SELECT"
+                               " public.fn_dot_iu_command_run_tally_rebuild())"]
+    folded, candidate, past = row
+    facts = {"folded_through": folded, "candidate_through": candidate, "rows_past": past}
+    return f"at run_id {folded}, {past} row(s) past it", facts, []
+
+
+def section(conn) -> dict:
+    if not (_exists(conn, SNAPSHOT) and _exists(conn, WATERMARK)):
+        return {"ok": True, "strict_ok": True, "installed": False, "findings": [],
+                "summary": "not installed (a revision before 0009_tally_watermark)"}
+    snapshot, findings = _gate_snapshot(conn)
+    tally, facts, more = _watermark(conn)
+    findings += more
+    return {
+        "ok": not findings,
+        "strict_ok": True,
+        "installed": True,
+        "gate_snapshot": snapshot,
+        "tally_watermark": facts or None,
+        "summary": f"gate snapshot {snapshot}; tally watermark {tally}",
+        "findings": findings,
+    }
