@@ -228,7 +228,13 @@ def test_views_read_the_ledger_only_through_its_indexes(db):
         scans = _scans_of(plan[0]["Plan"])
         ledger = [kind for kind, relation in scans if relation == "dot_iu_command_run"]
         assert ledger and "Seq Scan" not in ledger, f"{view} scans the ledger: {scans}"
+        nodes = _nodes_of(plan[0]["Plan"])
+        assert not {"Gather", "Gather Merge"} & set(nodes), f"{view} plans workers: {nodes}"
     assert_exact(db, "after a bulk load, a rebuild and 300 rows past the watermark")
+
+
+def _nodes_of(node) -> list[str]:
+    return [node["Node Type"]] + [n for child in node.get("Plans", []) for n in _nodes_of(child)]
 
 
 def _scans_of(node) -> list[tuple[str, str]]:
