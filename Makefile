@@ -22,13 +22,13 @@ install: $(STAMP)
 
 # The embedded server's URL, unless DATABASE_URL names another server.
 db-up: install
-	@if [ -z "$$DATABASE_URL" ]; then $(PY) -m substrate.embedded up; else echo "using DATABASE_URL"; fi
+	@if [ -z "$$DATABASE_URL" ]; then $(PY) -m substrate.devdb up; else echo "using DATABASE_URL"; fi
 
 db-down:
-	@if [ -x $(PY) ]; then $(PY) -m substrate.embedded down; fi
+	@if [ -x $(PY) ]; then $(PY) -m substrate.devdb down; fi
 
 demo: db-up
-	@url="$${DATABASE_URL:-$$($(PY) -m substrate.embedded url)}"; \
+	@url="$${DATABASE_URL:-$$($(PY) -m substrate.devdb url)}"; \
 	$(VENV)/bin/alembic -x url="$$url" upgrade head && \
 	$(VENV)/bin/substrate report --url "$$url"
 
@@ -57,25 +57,25 @@ check-seeds: install
 	$(PY) -m seeds.check $(if $(DATABASE_URL),--url "$(DATABASE_URL)")
 
 verify: db-up
-	@url="$${DATABASE_URL:-$$($(PY) -m substrate.embedded url)}"; \
+	@url="$${DATABASE_URL:-$$($(PY) -m substrate.devdb url)}"; \
 	$(VENV)/bin/substrate verify --url "$$url" $(VERIFY_ARGS)
 
 # The committed schema snapshot (schema/): head built on throw-away PostgreSQL 14-18 servers;
 # other majors' differences are recorded as schema/snapshot.pg<major>.diff. Commit the result.
 #   SCHEMA_MAJORS=16 limits the run (the recorded differences of the others are kept).
 schema: install
-	$(PY) -m substrate.schema $(if $(SCHEMA_MAJORS),--majors $(SCHEMA_MAJORS))
+	$(PY) -m substrate.review.schema_files $(if $(SCHEMA_MAJORS),--majors $(SCHEMA_MAJORS))
 
 # A live database against what its recorded revision builds: 0 clean, 1 drift, 2 could not check.
 drift: db-up
-	@url="$${DATABASE_URL:-$$($(PY) -m substrate.embedded url)}"; \
+	@url="$${DATABASE_URL:-$$($(PY) -m substrate.devdb url)}"; \
 	$(VENV)/bin/substrate drift --url "$$url" $(DRIFT_ARGS)
 
 # ruff on the Python; squawk on the rendered upgrade SQL, one file per revision (each silenced
 # statement is listed with its reason in lint/squawk-ignores.txt).
 lint: install
 	$(VENV)/bin/ruff check .
-	$(PY) -m substrate.sqllint
+	$(PY) -m substrate.review.sqllint
 
 # Issue 5's figures on a throw-away embedded server on tmpfs: writes bench/results.json,
 # bench/results.md and bench/view_latency.png (BENCH_SIZES=10000,100000 for a quick run; the

@@ -1,7 +1,7 @@
 """What every bench item shares: the throw-away server, timing, statistics, the Alembic CLI.
 
-The server is ``substrate.embedded``'s, in a fresh cluster on tmpfs (``/dev/shm``) with
-``embedded.FAST_SETTINGS`` (fsync, synchronous_commit and full_page_writes off: durability is
+The server is ``substrate.devdb``'s, in a fresh cluster on tmpfs (``/dev/shm``) with
+``devdb.FAST_SETTINGS`` (fsync, synchronous_commit and full_page_writes off: durability is
 not what is measured) on a free port, removed afterwards. Every figure is a median over several
 runs, and every comparison is a ratio to a baseline measured in the same run, alternating with
 it, because the machine is shared.
@@ -23,12 +23,12 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from substrate import embedded
+from substrate.devdb import server as devdb
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = PROJECT_ROOT / "bench"
 # Room for ten million ledger rows, their indexes and WAL.
-SETTINGS = (*embedded.FAST_SETTINGS, "max_wal_size=2GB", "checkpoint_timeout=30min")
+SETTINGS = (*devdb.FAST_SETTINGS, "max_wal_size=2GB", "checkpoint_timeout=30min")
 
 
 def log(message: str) -> None:
@@ -83,7 +83,7 @@ def alternate(actions: dict[str, Callable[[], object]], runs: int) -> dict[str, 
 class Server:
     """A running throw-away cluster and how to reach it."""
 
-    def __init__(self, cluster: embedded.Cluster):
+    def __init__(self, cluster: devdb.Cluster):
         self.cluster = cluster
         self.bindir = cluster.bindir
 
@@ -120,10 +120,10 @@ def server() -> Iterator[Server]:
     shm = Path("/dev/shm")
     root = shm if shm.is_dir() else Path(tempfile.gettempdir())
     rundir = Path(tempfile.mkdtemp(prefix="substrate-bench-", dir=root))
-    cluster = embedded.Cluster(
-        bindir=embedded.resolve_bindir(),
+    cluster = devdb.Cluster(
+        bindir=devdb.resolve_bindir(),
         rundir=rundir,
-        port=embedded.free_port(),
+        port=devdb.free_port(),
         settings=SETTINGS,
     )
     cluster.init()
@@ -156,7 +156,7 @@ def alembic(url: str, *args: str) -> subprocess.CompletedProcess:
 
 def revisions(*names: str) -> dict[str, str]:
     """Each of ``names`` ("head" or a revision id) resolved to its revision id by the tree."""
-    from substrate.tree import Tree
+    from substrate.review.tree import Tree
 
     tree = Tree()
     resolved = {}

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     if url:
         import psycopg
 
-        from substrate.dburl import to_conninfo
+        from substrate.connect import to_conninfo
 
         try:
             with psycopg.connect(to_conninfo(url), autocommit=True) as conn:

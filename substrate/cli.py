@@ -12,11 +12,11 @@ import sys
 
 # Each module exposes register(subparsers) and sets a `handler` default on its parser.
 COMMAND_MODULES = (
-    "substrate.embedded",
-    "substrate.report",
-    "substrate.verify",
-    "substrate.drift",
-    "substrate.gates",
+    "substrate.devdb.cli",
+    "substrate.demo.report",
+    "substrate.review.verify.cli",
+    "substrate.review.drift",
+    "substrate.gates.cli",
 )
 
 
@@ -24,13 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="substrate", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name != name:
-                raise
-            continue  # a sub-command not delivered yet
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 

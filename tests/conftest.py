@@ -1,7 +1,7 @@
 """Fixtures: one real PostgreSQL per test session, a migrated template, a clone per test.
 
-The server is the embedded one (substrate.embedded: PG_MAJOR, or PG_BIN for binaries already on
-the machine), in a throw-away cluster on tmpfs when /dev/shm has room, on a free port. With
+The server is the embedded one (substrate.devdb.server: PG_MAJOR, or PG_BIN for binaries already
+on the machine), in a throw-away cluster on tmpfs when /dev/shm has room, on a free port. With
 TEST_DATABASE_URL set (a role that may CREATE DATABASE), the tests use that server instead.
 
 Databases: ``substrate_tpl_head`` is migrated once (``alembic upgrade head``) and marked as a
@@ -25,7 +25,7 @@ import pytest
 from psycopg import sql
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from substrate import embedded
+from substrate.devdb import server as devdb
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DB = "substrate_tpl_head"
@@ -111,14 +111,14 @@ def pg() -> Server:
                      None, parsed.password)
         return
     rundir = Path(tempfile.mkdtemp(prefix="substrate-test-", dir=_cluster_root()))
-    cluster = embedded.Cluster(
-        bindir=embedded.resolve_bindir(), rundir=rundir, port=embedded.free_port(),
-        settings=embedded.FAST_SETTINGS,
+    cluster = devdb.Cluster(
+        bindir=devdb.resolve_bindir(), rundir=rundir, port=devdb.free_port(),
+        settings=devdb.FAST_SETTINGS,
     )
     cluster.init()
     cluster.start()
     try:
-        yield Server("127.0.0.1", cluster.port, embedded.SUPERUSER, cluster.bindir)
+        yield Server("127.0.0.1", cluster.port, devdb.SUPERUSER, cluster.bindir)
     finally:
         cluster.stop()
         shutil.rmtree(rundir, ignore_errors=True)

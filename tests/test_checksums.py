@@ -9,8 +9,11 @@ import shutil
 import pytest
 from conftest import PROJECT_ROOT, _alembic_tree, render_sql
 
-from substrate import checksums, cli, render, snapshot
-from substrate.tree import Tree
+from substrate import cli
+from substrate.review import checksums
+from substrate.review import schema_snapshot as snapshot
+from substrate.review.tree import Tree
+from substrate.review.verify import checksums as verify_checksums
 
 HISTORY = ("SELECT revision, direction, sql_sha256 FROM substrate_migration_history "
            "ORDER BY history_id")
@@ -35,7 +38,7 @@ def verify(capsys, *args: str) -> tuple[int, str]:
 
 
 def test_substrate_rendering_gives_the_digests_env_py_records(pg, migrated_template):
-    """substrate/render.py repeats env.py's render_step: both must give the same SHA-256."""
+    """substrate/review/checksums.py repeats env.py's render_step: both give the same SHA-256."""
     tree = Tree()
     with pg.connect(migrated_template) as conn:
         rows = conn.execute(HISTORY).fetchall()
@@ -43,7 +46,7 @@ def test_substrate_rendering_gives_the_digests_env_py_records(pg, migrated_templ
     assert [revision for revision, _, _ in rows] == applied[1:]  # the baseline predates it
     for revision, direction, recorded in rows:
         assert direction == "upgrade"
-        assert render.digest(tree.module(revision), "upgrade") == recorded, revision
+        assert checksums.digest(tree.module(revision), "upgrade") == recorded, revision
 
 
 def test_downgrade_steps_record_the_digest_of_their_downgrade(pg, db, db_url, alembic):
@@ -53,7 +56,7 @@ def test_downgrade_steps_record_the_digest_of_their_downgrade(pg, db, db_url, al
     downgraded = [row for row in rows if row[1] == "downgrade"]
     assert downgraded, rows
     for revision, _, recorded in downgraded:
-        assert render.digest(tree.module(revision), "downgrade") == recorded, revision
+        assert checksums.digest(tree.module(revision), "downgrade") == recorded, revision
 
 
 def test_rendered_sql_records_the_online_checksums_and_verify_accepts_them(
@@ -63,7 +66,7 @@ def test_rendered_sql_records_the_online_checksums_and_verify_accepts_them(
         modes = offline.execute("SELECT DISTINCT mode FROM substrate_migration_history")
         assert modes.fetchall() == [("offline",)]
         assert offline.execute(HISTORY).fetchall() == online.execute(HISTORY).fetchall()
-        section = checksums.section(offline, snapshot.revision(offline), Tree())
+        section = verify_checksums.section(offline, snapshot.revision(offline), Tree())
     assert section["ok"] and section["counts"]["changed"] == 0
     assert section["counts"]["match"] == len(Tree().applied(Tree().head())) - 1
 
@@ -85,7 +88,7 @@ def test_an_applied_revision_edited_afterwards_is_caught_by_verify(db_url, edite
 
 
 def test_the_unedited_tree_passes_and_the_baseline_is_not_recorded_not_drift(db):
-    section = checksums.section(db, snapshot.revision(db), Tree())
+    section = verify_checksums.section(db, snapshot.revision(db), Tree())
     assert section["ok"] is True and section["findings"] == []
     first = section["revisions"][0]
     assert (first["revision"], first["status"], first["recorded"]) == \
@@ -95,7 +98,7 @@ def test_the_unedited_tree_passes_and_the_baseline_is_not_recorded_not_drift(db)
 
 def test_only_the_latest_upgrade_row_of_a_revision_counts(db):
     tree = Tree()
-    good = render.digest(tree.module("0003_operator_runtime"))
+    good = checksums.digest(tree.module("0003_operator_runtime"))
     db.execute("INSERT INTO substrate_migration_history (revision, direction, sql_sha256, mode) "
                "VALUES ('0003_operator_runtime', 'upgrade', %s, 'online')", ("0" * 64,))
     statuses = {e["revision"]: e["status"]
@@ -117,7 +120,7 @@ def test_revisions_not_applied_are_not_compared(db, edited_tree):
 def test_a_database_without_history_reports_every_revision_as_not_recorded(db):
     db.execute("SET dot_iu.ledger_maintenance = 'on'")
     db.execute("DELETE FROM substrate_migration_history")
-    section = checksums.section(db, snapshot.revision(db), Tree())
+    section = verify_checksums.section(db, snapshot.revision(db), Tree())
     assert section["ok"] is True
     assert section["counts"]["match"] == 0
     assert section["counts"]["not recorded"] == len(section["revisions"])

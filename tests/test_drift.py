@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT_ROOT, _alembic_tree
 
-from substrate import cli, drift, snapshot
+from substrate import cli
+from substrate.review import drift
+from substrate.review import schema_snapshot as snapshot
 
 STANDINS = Path(__file__).resolve().parent / "fixtures" / "iu_core_standins.sql"
 

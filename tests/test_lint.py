@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import render_sql
 
-from substrate import sqllint
-from substrate.tree import Tree
+from substrate.review import sqllint
+from substrate.review.tree import Tree
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from conftest import PROJECT_ROOT, render_sql
 
-from substrate import snapshot
+from substrate.review import schema_snapshot as snapshot
 
 DIGEST = "0123456789abcdef0123456789abcdef"
 

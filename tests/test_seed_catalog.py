@@ -19,7 +19,7 @@ from conftest import PROJECT_ROOT
 from seeds.catalog import COLUMNS, fetch_catalog
 from seeds.lock import DEFAULT_VERSIONS, catalog_findings, revision_findings
 from seeds.registry import DOT_COMMANDS, IU_CORE_COMMANDS, catalog_rows
-from substrate.verify import build_report, exit_code
+from substrate.review.verify import build_report, exit_code
 
 SEED_FILE = DEFAULT_VERSIONS / "0004_seed_catalog.py"
 ROWS_SQL = f"SELECT {', '.join(COLUMNS)}, created_at FROM dot_iu_command_catalog ORDER BY 1"

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT_ROOT
 
-from substrate import schema, snapshot
+from substrate.review import schema_files as schema
+from substrate.review import schema_snapshot as snapshot
 
 STANDINS = Path(__file__).resolve().parent / "fixtures" / "iu_core_standins.sql"
 
@@ -34,7 +35,7 @@ def test_make_schema_regenerates_identical_bytes_on_the_current_tree(pg, tmp_pat
     committed = PROJECT_ROOT / "schema"
     shutil.copytree(committed, tmp_path / "schema")
     result = subprocess.run(
-        [sys.executable, "-m", "substrate.schema", "--url", pg.url("postgres"),
+        [sys.executable, "-m", "substrate.review.schema_files", "--url", pg.url("postgres"),
          "--directory", str(tmp_path / "schema")],
         capture_output=True, text=True, cwd=PROJECT_ROOT,
     )
@@ -120,7 +121,8 @@ def test_every_object_the_migrations_create_is_in_the_snapshot(pg, migrated_temp
     outside = sorted(created - covered)
     assert outside == [], (
         f"the migrations create objects the snapshot, drift and verify do not see: {outside}; "
-        "extend OWNED_RELATIONS / OWNED_FUNCTIONS (or the sections) in substrate/snapshot.py")
+        "extend OWNED_RELATIONS / OWNED_FUNCTIONS (or the sections) in "
+        "substrate/review/schema_snapshot.py")
 
 
 def test_keys_read_back_from_the_rendered_snapshot_are_the_snapshot_keys(db):

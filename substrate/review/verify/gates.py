@@ -1,4 +1,5 @@
-"""Gate safety for ``substrate verify``: are the never-flip gates intact and the others closed?
+"""The ``gates`` section of ``substrate verify``: are the never-flip gates intact and the others
+closed?
 
 With the gate protocol installed, the database answers (``fn_iu_gate_verify_closed()``, SPEC
 3.4); before it (a database at an older revision) the gate values are read from ``dot_config``

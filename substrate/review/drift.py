@@ -2,10 +2,11 @@
 
 The expected state is built, not read from a file: a scratch database on the same server (or
 ``--scratch-url``) is migrated to the live database's recorded revision by the tree's own
-``alembic upgrade`` (``substrate.expected``), both are snapshotted (``substrate.snapshot``) and
-compared per class, object by object. The live database's default privileges are replayed in
-the scratch database first (run drift as the role that runs the migrations, so the objects are
-created by the same role there). A finding names its class, its object and what differs:
+``alembic upgrade`` (``substrate.review.scratch``), both are snapshotted
+(``substrate.review.schema_snapshot``) and compared per class, object by object. The live
+database's default privileges are replayed in the scratch database first (run drift as the role
+that runs the migrations, so the objects are created by the same role there). A finding names
+its class, its object and what differs:
 
 - ``missing``: the revision creates it, the database lacks it;
 - ``unexpected``: an object of the package's naming that no revision creates;
@@ -40,9 +41,10 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from substrate import dburl, expected, snapshot
-from substrate.snapshot import SECTIONS, Item, Ref, Snapshot
-from substrate.tree import Tree, UnknownRevision
+from substrate import connect
+from substrate.review import schema_snapshot, scratch
+from substrate.review.schema_snapshot import SECTIONS, Item, Ref, Snapshot
+from substrate.review.tree import Tree, UnknownRevision
 
 KINDS = ("missing", "unexpected", "changed")
 
@@ -245,12 +247,12 @@ def check(url: str, tree: Tree | None = None, scratch_url: str | None = None) ->
     """Compare the database at ``url`` with its recorded revision; CannotCheck when it can't."""
     tree = tree or Tree()
     try:
-        conn = psycopg.connect(dburl.to_conninfo(url), autocommit=True)
+        conn = psycopg.connect(connect.to_conninfo(url), autocommit=True)
     except psycopg.Error as error:
         raise CannotCheck(f"cannot connect: {error}") from error
     with conn:
         try:
-            revision = snapshot.revision(conn)
+            revision = schema_snapshot.revision(conn)
             if revision is None:
                 raise CannotCheck(
                     "no public.alembic_version: Alembic has never run here (an existing IU Core "
@@ -261,12 +263,12 @@ def check(url: str, tree: Tree | None = None, scratch_url: str | None = None) ->
                 raise CannotCheck(
                     f"the database is at revision {error}, which this tree does not have "
                     "(deployed from a newer checkout?)") from None
-            live = snapshot.collect(conn)
+            live = schema_snapshot.collect(conn)
             notes: list[str] = []
             try:
-                want = expected.build(scratch_url or url, revision, tree,
-                                      prepare=expected.default_privileges(conn), notes=notes)
-            except expected.CannotBuild as error:
+                want = scratch.build(scratch_url or url, revision, tree,
+                                     prepare=scratch.default_privileges(conn), notes=notes)
+            except scratch.CannotBuild as error:
                 raise CannotCheck(str(error)) from None
             findings, information = compare(live, want)
             information += notes

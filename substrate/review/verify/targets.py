@@ -1,4 +1,5 @@
-"""Target-function resolution: does each catalogued IU Core function exist, by exact signature?
+"""The ``targets`` section of ``substrate verify``: does each catalogued IU Core function exist,
+by exact signature?
 
 A target resolves when ``to_regprocedure(signature)`` finds a ``pg_proc`` row with the
 registry's parameter types; a function of the same name with other parameters does not count,
@@ -7,7 +8,7 @@ and is reported so the mismatch is visible. The connection is passed in (psycopg
 
 from __future__ import annotations
 
-from seeds.registry import DotCommand, target_functions
+from seeds.registry import DOT_COMMANDS, DotCommand, target_functions
 
 RESOLVE_SQL = """
 SELECT t.signature,
@@ -49,3 +50,25 @@ def resolve_targets(conn, commands: tuple[DotCommand, ...]) -> list[dict[str, ob
         }
         for signature, resolves, same_name in rows
     ]
+
+
+def section(conn, commands: tuple[DotCommand, ...] = DOT_COMMANDS) -> dict:
+    targets = resolve_targets(conn, commands)
+    unresolved = [target for target in targets if not target["resolves"]]
+    findings = []
+    for target in unresolved:
+        finding = f"unresolved {target['signature']} (called by {', '.join(target['commands'])})"
+        if target["same_name"]:
+            finding += f"; same name, other parameters: {', '.join(target['same_name'])}"
+        findings.append(finding)
+    resolved = len(targets) - len(unresolved)
+    return {
+        "ok": True,
+        "strict_ok": not unresolved,
+        "distinct": len(targets),
+        "resolved": resolved,
+        "unresolved": [target["signature"] for target in unresolved],
+        "functions": targets,
+        "summary": f"{len(targets)} distinct target functions, {resolved} resolve in pg_proc",
+        "findings": findings,
+    }

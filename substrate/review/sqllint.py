@@ -28,7 +28,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from substrate.tree import PROJECT_ROOT, Tree
+from substrate.review.tree import PROJECT_ROOT, Tree
 
 IGNORES = PROJECT_ROOT / "lint" / "squawk-ignores.txt"
 PG_VERSION = "15.0"  # the oldest major production may run (SPEC 1: 16 in production, 15+)
@@ -126,7 +126,7 @@ def squawk() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m substrate.sqllint", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m substrate.review.sqllint", description=__doc__)
     parser.add_argument("--alembic-ini", help="the Alembic tree (default: the project's)")
     parser.add_argument("--keep", type=Path, help="write the annotated files here and keep them")
     args = parser.parse_args(argv)

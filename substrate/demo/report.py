@@ -6,14 +6,15 @@ import sys
 
 import psycopg
 
-from substrate import dburl, snapshot
+from substrate import connect
+from substrate.review import schema_snapshot
 
 OBJECT_KINDS = ("tables", "views", "functions", "indexes", "constraints", "triggers")
 
 
 def gather(conn: psycopg.Connection) -> dict:
     """The report as data; the connection is passed in so tests drive it directly."""
-    snap = snapshot.take(conn)
+    snap = schema_snapshot.take(conn)
     revision = conn.execute(
         "SELECT string_agg(version_num, ',') FROM public.alembic_version"
     ).fetchone()[0]
@@ -51,9 +52,9 @@ def register(subparsers) -> None:
 
 
 def _main(args) -> int:
-    url = dburl.from_args(args.url)
+    url = connect.from_args(args.url)
     try:
-        with psycopg.connect(dburl.to_conninfo(url)) as conn:
+        with psycopg.connect(connect.to_conninfo(url)) as conn:
             print(format_report(gather(conn)))
     except psycopg.Error as error:
         print(f"substrate report: {error}", file=sys.stderr)

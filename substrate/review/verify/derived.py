@@ -1,4 +1,5 @@
-"""Derived state for ``substrate verify``: is what the fast paths read in step with its source?
+"""The ``derived`` section of ``substrate verify``: is what the fast paths read in step with its
+source?
 
 Two pieces of state exist only to make the hot paths cheap (0009_tally_watermark), and both
 can be checked without a pass over the ledger:

