@@ -239,10 +239,10 @@ def test_watchdog_json_lists_what_it_closed(db, db_url, capsys):
     assert code == 3 and [(c["gate"], c["cause"]) for c in closed] == [(GATE, "orphaned")]
 
 
-def test_watchdog_exits_1_when_the_database_is_unreachable(capsys):
+def test_watchdog_exits_2_when_the_database_is_unreachable(capsys):
     code, out, err = gates(capsys, "watchdog", "--actor", "cron@host",
                            "--url", "postgresql://nobody@127.0.0.1:1/none")
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""
     assert err.startswith("substrate gates watchdog: cannot connect")
     assert "Traceback" not in err
 

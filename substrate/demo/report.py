@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import sys
 
-import psycopg
-
 from substrate import connect
 from substrate.review import schema_snapshot
 
 OBJECT_KINDS = ("tables", "views", "functions", "indexes", "constraints", "triggers")
 
 
-def gather(conn: psycopg.Connection) -> dict:
+def gather(conn) -> dict:
     """The report as data; the connection is passed in so tests drive it directly."""
     snap = schema_snapshot.take(conn)
     revision = conn.execute(
@@ -45,18 +43,22 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("report", help="revision, owned objects, gates, ledger health")
+def register(parser) -> None:
     parser.add_argument("--url", help="database URL (default: $DATABASE_URL)")
     parser.set_defaults(handler=_main)
 
 
 def _main(args) -> int:
-    url = connect.from_args(args.url)
+    import psycopg
+
     try:
-        with psycopg.connect(connect.to_conninfo(url)) as conn:
+        with connect.connect(connect.resolve_url(args.url),
+                             application_name="substrate report") as conn:
             print(format_report(gather(conn)))
-    except psycopg.Error as error:
+    except connect.CannotConnect as error:
         print(f"substrate report: {error}", file=sys.stderr)
-        return 2
-    return 0
+        return connect.EXIT_CANNOT_CHECK
+    except psycopg.Error as error:
+        print(f"substrate report: {' '.join(str(error).split())}", file=sys.stderr)
+        return connect.EXIT_CANNOT_CHECK
+    return connect.EXIT_OK

@@ -8,6 +8,6 @@ import sys
 from substrate.devdb import cli
 
 parser = argparse.ArgumentParser(prog="python -m substrate.devdb")
-cli.register(parser.add_subparsers(dest="command", required=True))
-args = parser.parse_args(["db", *sys.argv[1:]])
+cli.register(parser)
+args = parser.parse_args()
 sys.exit(args.handler(args))

@@ -10,8 +10,7 @@ import sys
 from substrate.devdb.server import DEFAULT_DATABASE, EmbeddedError, project_cluster
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("db", help="the embedded PostgreSQL (up, down, url, status)")
+def register(parser) -> None:
     parser.add_argument("action", choices=("up", "down", "url", "status"))
     parser.set_defaults(handler=_main)
 

@@ -8,26 +8,24 @@
 Each command makes one call of ``substrate.gates.client`` (which records a refused or failed
 call in the run ledger) and prints its result, a table or the function's jsonb.
 
-Exit codes: status 0 all safe, 1 not all safe, 2 could not check; open and close 0 done,
-1 refused or failed, 2 could not connect or bad arguments; watchdog (for cron) 0 nothing was
-open, 3 closed something, 1 any error. Errors print the SQLSTATE and message, never a traceback.
+Exit codes: status 0 all safe, 1 not all safe; open and close 0 done, 1 refused or failed;
+watchdog (for cron) 0 nothing was open, 3 closed something, 1 a call that failed; every command
+2 when it could not check (bad arguments, no database, a malformed URL, an unreachable server).
+Errors print the SQLSTATE and message, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 
-import psycopg
-
-from substrate.connect import to_conninfo
-from substrate.gates.client import GateError, call, describe, status
+from substrate import connect
+from substrate.connect import EXIT_CANNOT_CHECK, EXIT_FINDING, EXIT_OK
 
 LOCK_TIMEOUT_RE = re.compile(r"^[0-9]{1,9}(us|ms|s|min|h)?$")
-EXIT_OK, EXIT_ERROR, EXIT_UNAVAILABLE, EXIT_CLOSED_SOMETHING = 0, 1, 2, 3
+EXIT_CLOSED_SOMETHING = 3  # the watchdog closed at least one gate
 
 
 # ---------------------------------------------------------------------------
@@ -100,11 +98,8 @@ def _lock_timeout(text: str) -> str:
     return text
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "gates", help="open, close, verify and watchdog the gates (bounded gate protocol)",
-        description=__doc__.split("\n\n")[0],
-    )
+def register(parser) -> None:
+    parser.description = __doc__.split("\n\n")[0]
     actions = parser.add_subparsers(dest="action", required=True)
 
     def common(sub, lock=True):
@@ -148,21 +143,16 @@ def _params(args) -> dict:
 
 
 def _main(args) -> int:
+    import psycopg
+
+    from substrate.gates.client import describe
+
     prog = f"substrate gates {args.action}"
-    # The watchdog's contract with cron: 0 nothing open, 3 closed something, 1 any error.
-    unavailable = EXIT_ERROR if args.action == "watchdog" else EXIT_UNAVAILABLE
-    url = args.url or os.environ.get("DATABASE_URL")
-    if not url:
-        print(f"{prog}: no database: pass --url or set DATABASE_URL", file=sys.stderr)
-        return unavailable
     try:
-        conn = psycopg.connect(to_conninfo(url), autocommit=True,
-                               application_name="substrate gates")
-    except psycopg.Error as error:
-        sqlstate, message = describe(error)
-        where = f"SQLSTATE {sqlstate}" if sqlstate else "no SQLSTATE: the server was not reached"
-        print(f"{prog}: cannot connect ({where}): {' '.join(message.split())}", file=sys.stderr)
-        return unavailable
+        conn = connect.connect(connect.resolve_url(args.url), application_name="substrate gates")
+    except connect.CannotConnect as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return EXIT_CANNOT_CHECK
     try:
         with conn:
             if args.action == "status":
@@ -173,10 +163,14 @@ def _main(args) -> int:
     except psycopg.Error as error:  # the connection broke mid-call: nothing could be recorded
         sqlstate, message = describe(error)
         print(f"{prog}: failed (SQLSTATE {sqlstate}): {message}", file=sys.stderr)
-        return EXIT_ERROR if args.action != "status" else EXIT_UNAVAILABLE
+        return EXIT_FINDING if args.action != "status" else EXIT_CANNOT_CHECK
 
 
 def _status(conn, args, prog) -> int:
+    import psycopg
+
+    from substrate.gates.client import describe, status
+
     try:
         report = status(conn, args.gate)
     except psycopg.Error as error:
@@ -184,12 +178,14 @@ def _status(conn, args, prog) -> int:
             raise
         sqlstate, message = describe(error)
         print(f"{prog}: refused (SQLSTATE {sqlstate}): {message}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return EXIT_CANNOT_CHECK
     print(json.dumps(report, indent=2, sort_keys=True) if args.json else format_status(report))
-    return EXIT_OK if report["all_safe"] else EXIT_ERROR
+    return EXIT_OK if report["all_safe"] else EXIT_FINDING
 
 
 def _act(conn, args, prog) -> int:
+    from substrate.gates.client import GateError, call
+
     try:
         result = call(conn, args.action, **_params(args))
     except GateError as error:
@@ -199,7 +195,7 @@ def _act(conn, args, prog) -> int:
         else:
             print(f"{prog}: could not record the {error.status} call ({error.record_error})",
                   file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_FINDING
     print(json.dumps(result, indent=2, sort_keys=True) if args.json
           else f"{prog}: {format_result(args.action, result)}")
     if args.action == "watchdog" and result:

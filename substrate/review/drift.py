@@ -35,14 +35,11 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 
-import psycopg
-
 from substrate import connect
-from substrate.review import schema_snapshot, scratch
+from substrate.review import schema_snapshot
 from substrate.review.schema_snapshot import SECTIONS, Item, Ref, Snapshot
 from substrate.review.tree import Tree, UnknownRevision
 
@@ -245,11 +242,15 @@ class Report:
 
 def check(url: str, tree: Tree | None = None, scratch_url: str | None = None) -> Report:
     """Compare the database at ``url`` with its recorded revision; CannotCheck when it can't."""
+    import psycopg
+
+    from substrate.review import scratch
+
     tree = tree or Tree()
     try:
-        conn = psycopg.connect(connect.to_conninfo(url), autocommit=True)
-    except psycopg.Error as error:
-        raise CannotCheck(f"cannot connect: {error}") from error
+        conn = connect.connect(url, application_name="substrate drift")
+    except connect.CannotConnect as error:
+        raise CannotCheck(str(error)) from None
     with conn:
         try:
             revision = schema_snapshot.revision(conn)
@@ -290,9 +291,7 @@ def _display(url: str) -> str:
     return f"{parsed.database} on {parsed.host or 'localhost'}:{parsed.port or 5432}"
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "drift", help="a live database against what its recorded revision should contain")
+def register(parser) -> None:
     parser.add_argument("--url", help="the database (default: $DATABASE_URL)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--scratch-url", help="a server (and role with CREATEDB) to build the "
@@ -302,16 +301,12 @@ def register(subparsers) -> None:
 
 
 def _main(args) -> int:
-    url = args.url or os.environ.get("DATABASE_URL")
-    if not url:
-        print("substrate drift: cannot check: pass --url or set DATABASE_URL", file=sys.stderr)
-        return 2
     try:
-        report = check(url, Tree(args.alembic_ini), args.scratch_url)
-    except CannotCheck as error:
+        report = check(connect.resolve_url(args.url), Tree(args.alembic_ini), args.scratch_url)
+    except (CannotCheck, connect.CannotConnect) as error:
         if args.json:
-            print(json.dumps({"exit": 2, "error": str(error)}, indent=2))
+            print(json.dumps({"exit": connect.EXIT_CANNOT_CHECK, "error": str(error)}, indent=2))
         print(f"substrate drift: cannot check: {error}", file=sys.stderr)
-        return 2
+        return connect.EXIT_CANNOT_CHECK
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.text())
     return report.exit_code

@@ -116,7 +116,7 @@ def server_major(conn: psycopg.Connection) -> int:
 
 def render_on(url: str, tree: Tree) -> tuple[int, str]:
     """(major, rendered snapshot of head) on the server at ``url``."""
-    with psycopg.connect(connect.to_conninfo(url), autocommit=True) as conn:
+    with connect.connect(url, application_name="substrate schema") as conn:
         major = server_major(conn)
     head = tree.head()
     return major, schema_snapshot.render(scratch.build(url, head, tree, purpose="schema"), head)
@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             for major in majors:
                 print(f"schema: PostgreSQL {major} ...", file=sys.stderr)
                 renders[major] = render_on_embedded(major, tree)
-    except (scratch.CannotBuild, server.EmbeddedError, psycopg.Error) as error:
+    except (scratch.CannotBuild, server.EmbeddedError, connect.CannotConnect,
+            psycopg.Error) as error:
         print(f"schema: cannot build the snapshot: {error}", file=sys.stderr)
         return 2
     if args.check:

@@ -106,9 +106,9 @@ def build(url: str, revision: str, tree: Tree | None = None, purpose: str = "dri
     tree = tree or Tree()
     name = f"substrate_{purpose}_{secrets.token_hex(4)}"
     try:
-        server = psycopg.connect(connect.to_conninfo(url), autocommit=True)
-    except psycopg.Error as error:
-        raise CannotBuild(f"cannot connect to build the expected state: {error}") from error
+        server = connect.connect(url, application_name="substrate scratch")
+    except connect.CannotConnect as error:
+        raise CannotBuild(f"{error} (to build the expected state)") from None
     with server:
         if not may_create_databases(server):
             raise CannotBuild(
@@ -126,15 +126,17 @@ def build(url: str, revision: str, tree: Tree | None = None, purpose: str = "dri
             if prepare:
                 _prepare(target, prepare, notes if notes is not None else [])
             upgrade(target, revision, tree)
-            with psycopg.connect(connect.to_conninfo(target), autocommit=True) as scratch:
+            with connect.connect(target, application_name="substrate scratch") as scratch:
                 return schema_snapshot.collect(scratch)
+        except connect.CannotConnect as error:
+            raise CannotBuild(f"{error} (the scratch database {name})") from None
         finally:
             server.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                 sql.Identifier(name)))
 
 
 def _prepare(url: str, statements: list[sql.Composed], notes: list[str]) -> None:
-    with psycopg.connect(connect.to_conninfo(url), autocommit=True) as scratch:
+    with connect.connect(url, application_name="substrate scratch") as scratch:
         for statement in statements:
             try:
                 scratch.execute(statement)

@@ -1,0 +1,124 @@
+"""The `substrate` command as a user meets it: help that imports no database driver, and one
+line on stderr with exit 2 whenever a command has no database to talk to."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT_ROOT
+
+from substrate import cli
+from substrate.devdb import server as devdb
+
+SUBSTRATE = Path(sys.executable).with_name("substrate")  # the installed console script
+HEAVY = ("sqlalchemy", "alembic", "psycopg", "psycopg_binary")
+GATE_ACTIONS = ("status", "open", "close", "watchdog")
+
+
+def run_python(code: str) -> dict:
+    """Run ``code`` in a fresh interpreter of this checkout; the JSON it prints last."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=PROJECT_ROOT, env=_env())
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    env["PYTHONPATH"] = str(PROJECT_ROOT)  # the checkout under test, whatever is installed
+    return {**env, **extra}
+
+
+HELP_PROBE = """
+import contextlib, io, json, sys
+import substrate.cli as cli
+helps = {}
+for argv in ARGVS:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            cli.main(argv)
+        except SystemExit:
+            pass
+    helps[" ".join(argv)] = out.getvalue()
+print(json.dumps({"helps": helps, "modules": sorted(sys.modules)}))
+"""
+
+
+def help_probe(argvs: list[list[str]]) -> dict:
+    return run_python(HELP_PROBE.replace("ARGVS", repr(argvs)))
+
+
+def heavy_modules(modules: list[str]) -> list[str]:
+    return [name for name in modules if name.split(".")[0] in HEAVY]
+
+
+def test_help_lists_every_sub_command_without_importing_any_of_them():
+    probe = help_probe([["--help"]])
+    text = " ".join(probe["helps"]["--help"].split())
+    for name, (module, help_line) in cli.COMMANDS.items():
+        assert f"{name} {help_line}" in text, (name, text)
+        assert module not in probe["modules"], f"substrate --help imported {module}"
+    assert heavy_modules(probe["modules"]) == []
+
+
+def test_help_of_every_sub_command_imports_no_database_driver():
+    argvs = [[name, "--help"] for name in cli.COMMANDS]
+    argvs += [["gates", action, "--help"] for action in GATE_ACTIONS]
+    probe = help_probe(argvs)
+    for argv in argvs:
+        text = probe["helps"][" ".join(argv)]
+        assert text.startswith(f"usage: substrate {' '.join(argv[:-1])}"), (argv, text)
+    assert heavy_modules(probe["modules"]) == []
+
+
+def test_gates_help_promises_exactly_the_actions_gates_has():
+    usage = help_probe([["gates", "--help"]])["helps"]["gates --help"].splitlines()[0]
+    has = set(re.search(r"\{([a-z,]+)\}", usage).group(1).split(","))
+    promised = cli.COMMANDS["gates"][1].split(" the gates")[0]
+    assert set(re.findall(r"[a-z]+", promised)) - {"and"} == has == set(GATE_ACTIONS)
+
+
+def _closed_port_url() -> str:
+    return f"postgresql://nobody@127.0.0.1:{devdb.free_port()}/nowhere"
+
+
+URL_COMMANDS = {
+    "report": ["report"],
+    "verify": ["verify"],
+    "drift": ["drift"],
+    "gates status": ["gates", "status"],
+    "gates open": ["gates", "open", "iu_core.composer_enabled", "--approval", "CHG-1",
+                   "--ttl", "60", "--actor", "ops", "--reason", "test"],
+    "gates close": ["gates", "close", "iu_core.composer_enabled", "--actor", "ops",
+                    "--reason", "test"],
+    "gates watchdog": ["gates", "watchdog", "--actor", "cron@test"],
+}
+BAD_URLS = {
+    "no URL": None,
+    "not a URL": "notaurl",
+    "no host, unreachable socket": "postgresql://x:y@/",
+    "malformed port": "postgresql://x@127.0.0.1:notaport/db",
+    "nothing listening": "CLOSED_PORT",
+}
+
+
+@pytest.mark.parametrize("command", list(URL_COMMANDS))
+@pytest.mark.parametrize("case", list(BAD_URLS))
+def test_a_command_without_a_reachable_database_exits_2_with_one_line(command, case):
+    url = BAD_URLS[case]
+    argv = [str(SUBSTRATE), *URL_COMMANDS[command]]
+    if url is not None:
+        argv += ["--url", _closed_port_url() if url == "CLOSED_PORT" else url]
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=PROJECT_ROOT, env=_env(),
+                            timeout=60)
+    lines = result.stderr.splitlines()
+    assert (result.returncode, len(lines)) == (2, 1), (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith(f"substrate {command}: "), lines[0]
