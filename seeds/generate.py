@@ -17,8 +17,8 @@ from seeds.changes import Changes, compute_changes
 from seeds.history import HistoryError, delivered_rows, heads, read_versions
 from seeds.lock import DEFAULT_VERSIONS, rendering_problems
 from seeds.registry import DOT_COMMANDS, DotCommand, catalog_rows
-from seeds.render import render_revision, revision_id
 from seeds.validate import registry_problems
+from seeds.writer import render_revision, revision_id
 
 DEFAULT_MESSAGE = "Seed catalog"
 NUMBER_RE = re.compile(r"^([0-9]{4})_")

@@ -12,8 +12,8 @@ from seeds.catalog import COLUMNS, LOCKED_FIELDS, differences, fetch_catalog
 from seeds.changes import Changes
 from seeds.history import HistoryError, RevisionFile, delivered_rows, read_versions
 from seeds.registry import DOT_COMMANDS, DotCommand, catalog_rows
-from seeds.render import TEMPLATES, render_revision, rows_digest
 from seeds.validate import registry_problems
+from seeds.writer import TEMPLATES, render_revision, rows_digest
 
 DEFAULT_VERSIONS = Path(__file__).resolve().parent.parent / "alembic" / "versions"
 

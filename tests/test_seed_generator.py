@@ -23,7 +23,7 @@ from seeds.generate import GenerateError, generate, plan
 from seeds.history import HistoryError, delivered_rows, read_versions
 from seeds.lock import DEFAULT_VERSIONS, revision_findings
 from seeds.registry import DOT_COMMANDS, HEALTHCHECK, IU_CORE_COMMANDS, DotCommand, catalog_rows
-from seeds.render import SEED_FORMAT, TEMPLATES, revision_id
+from seeds.writer import SEED_FORMAT, TEMPLATES, revision_id
 
 SEED_FILE = DEFAULT_VERSIONS / "0004_seed_catalog.py"
 # Revisions after the first seed, and the number the generator gives the next one.
