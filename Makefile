@@ -52,9 +52,9 @@ sql: install
 seed-revision: install
 	$(PY) -m seeds.generate $(if $(MESSAGE),--message "$(MESSAGE)")
 
-# Registry == seed revisions (and, with DATABASE_URL, == that database's catalog).
+# Registry == seed revisions (offline; a database's catalog is drift's and verify's).
 check-seeds: install
-	$(PY) -m seeds.check $(if $(DATABASE_URL),--url "$(DATABASE_URL)")
+	$(PY) -m seeds.check
 
 verify: db-up
 	@url="$${DATABASE_URL:-$$($(PY) -m substrate.devdb url)}"; \

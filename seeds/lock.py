@@ -1,7 +1,9 @@
 """The lock between the registry, the seed revisions and a migrated catalog (SPEC 5).
 
 Each function returns findings as sentences naming the commands and fields at fault; an empty
-list means that part of the lock holds. ``seeds.check`` and the tests drive them.
+list means that part of the lock holds. ``seeds.check`` runs the offline ones; the tests also
+hold a migrated database's catalog to the registry (``catalog_findings``, on a connection they
+pass in).
 """
 
 from __future__ import annotations

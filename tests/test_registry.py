@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from seeds.registry import (
     CATEGORIES,
@@ -212,3 +216,28 @@ def test_importing_the_registry_validates_nothing_and_imports_no_database_driver
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "['seeds', 'seeds.registry']"
+
+
+def _imported_packages(path: Path) -> set[str]:
+    """The top-level packages a module imports (import, from-import, import_module("...")."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(
+                node.func, "id", None)) in ("import_module", "__import__") and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            found.add(node.args[0].value.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("package,other", [("seeds", "substrate"), ("substrate", "seeds")])
+def test_seeds_and_substrate_import_nothing_of_each_other(package, other):
+    root = Path(__file__).resolve().parent.parent / package
+    modules = sorted(root.rglob("*.py"))
+    assert modules
+    offenders = [str(path.relative_to(root.parent)) for path in modules
+                 if other in _imported_packages(path)]
+    assert offenders == [], f"{package}/ must not import {other}: {offenders}"

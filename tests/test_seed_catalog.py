@@ -74,8 +74,8 @@ def test_registry_equals_the_union_of_the_seed_revisions():
     assert revision_findings() == []
 
 
-def test_check_seeds_passes_on_the_project_and_its_migrated_catalog(db_url):
-    result = check_seeds("--url", db_url)
+def test_check_seeds_passes_on_the_project():
+    result = check_seeds()
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"check-seeds: ok, {len(DOT_COMMANDS)} commands" in result.stdout
 
@@ -110,15 +110,18 @@ def test_seed_revision_left_uncommitted_fails_the_cli_check(tmp_path):
     assert "dot_iu_add_piece: in the registry, missing from the seed revisions" in result.stdout
 
 
-def test_drifted_catalog_fails_the_check_naming_command_and_field(db, db_url):
+def test_drifted_catalog_fails_the_check_naming_command_and_field(db):
     db.execute("UPDATE dot_iu_command_catalog SET inverse_command = NULL "
                "WHERE command_name = 'dot_iu_add_piece'")
     assert catalog_findings(db) == [
         "catalog and registry disagree: dot_iu_add_piece: inverse_command None in the catalog, "
         "'dot_iu_remove_piece' in the registry"
     ]
-    result = check_seeds("--url", db_url)
-    assert result.returncode == 1 and "dot_iu_add_piece: inverse_command" in result.stdout
+    catalog = build_report(db)["catalog"]
+    assert catalog["ok"] is False and len(catalog["findings"]) == 1
+    finding = catalog["findings"][0].splitlines()
+    assert finding[0] == "dot_iu_add_piece: differs from schema/snapshot.txt"
+    assert "inverse dot_iu_remove_piece:" in finding[1] and "inverse -:" in finding[2]
 
 
 def test_catalog_row_missing_or_extra_fails_the_check(db):
@@ -131,9 +134,11 @@ def test_catalog_row_missing_or_extra_fails_the_check(db):
     ]
 
 
-def test_check_cannot_check_an_unreachable_database():
+def test_check_seeds_is_offline_and_cannot_check_without_a_versions_folder(tmp_path):
     result = check_seeds("--url", "postgresql://nobody@127.0.0.1:1/nowhere")
-    assert result.returncode == 2 and "cannot check the catalog" in result.stderr
+    assert result.returncode == 2 and "unrecognized arguments: --url" in result.stderr
+    result = check_seeds("--versions", str(tmp_path / "nowhere"))
+    assert result.returncode == 2 and "not a directory" in result.stderr
 
 
 # --- idempotency -----------------------------------------------------------------------------
@@ -177,7 +182,11 @@ def test_pre_existing_row_is_kept_by_do_nothing_then_reported_and_survives_the_d
     assert report["catalog"]["differences"] == [{
         "command_name": "dot_iu_healthcheck",
         "kind": "differs",
-        "fields": {"category": {"have": "read", "want": "health"}},
+        "snapshot": "dot_iu_healthcheck: health, mutating=false, reversible=true, target "
+                    "public.fn_iu_collection_healthcheck(), inverse -: Report whether IU Core "
+                    "collections are healthy.",
+        "database": "dot_iu_healthcheck: read, mutating=false, reversible=true, target "
+                    "public.fn_iu_collection_healthcheck(), inverse -: Made by hand.",
     }]
 
     alembic(url, "downgrade", "0003_operator_runtime")

@@ -47,7 +47,7 @@ def test_standin_fixture_has_exactly_the_registry_signatures_and_says_it_is_a_st
 def test_bare_database_resolves_none_of_the_15_targets_and_lists_them(db):
     report = build_report(db)
     size = len(DOT_COMMANDS)
-    assert report["catalog"]["catalog_size"] == report["catalog"]["registry_size"] == size
+    assert report["catalog"]["catalog_size"] == report["catalog"]["snapshot_size"] == size
     assert report["catalog"]["ok"] is True
     targets = report["targets"]
     assert (targets["distinct"], targets["resolved"]) == (15, 0)
@@ -60,7 +60,7 @@ def test_bare_database_text_report_passes_and_fails_only_with_strict(capsys, db_
     code, out = verify(capsys, "--url", db_url)
     assert code == 0
     size = len(DOT_COMMANDS)
-    assert f"catalog: {size} rows, registry {size}: matches the registry" in out
+    assert f"catalog: {size} rows, snapshot {size}: matches schema/snapshot.txt" in out
     assert "targets: 15 distinct target functions, 0 resolve in pg_proc" in out
     assert ("  - unresolved public.fn_iu_collection_healthcheck() "
             "(called by dot_iu_collection_status, dot_iu_healthcheck)") in out
@@ -105,15 +105,18 @@ def test_a_function_with_the_right_name_but_other_parameters_does_not_resolve(st
     ]
 
 
-def test_a_catalog_that_differs_from_the_registry_is_a_finding_without_strict(capsys, db, db_url):
+def test_a_catalog_that_differs_from_the_snapshot_is_a_finding_without_strict(capsys, db, db_url):
     db.execute("UPDATE dot_iu_command_catalog SET reversible = false "
                "WHERE command_name = 'dot_iu_restore_piece'")
     code, out = verify(capsys, "--url", db_url)
     assert code == 1
     size = len(DOT_COMMANDS)
-    assert f"catalog: {size} rows, registry {size}: 1 command(s) differ" in out
-    assert ("  - dot_iu_restore_piece: reversible False in the catalog, True in the registry"
-            in out)
+    assert f"catalog: {size} rows, snapshot {size}: 1 command(s) differ" in out
+    row = ("lifecycle, mutating=true, reversible={}, target public.fn_iu_piece_restore(uuid), "
+           "inverse dot_iu_delete_piece_soft: Restore a soft-deleted piece.")
+    assert (f"  - dot_iu_restore_piece: differs from schema/snapshot.txt\n"
+            f"    snapshot: dot_iu_restore_piece: {row.format('true')}\n"
+            f"    database: dot_iu_restore_piece: {row.format('false')}\n") in out
 
 
 def test_a_database_without_the_catalog_table_is_a_finding(capsys, empty_db_url):

@@ -24,11 +24,11 @@ Not drift, by design, and reported as information instead:
 - objects outside the package's naming (other tables of a shared database, IU Core's own
   ``fn_iu_*`` functions): never read at all.
 
-Catalog rows are also compared with the registry (``seeds/``) when the database is at head;
-a difference already reported against the migrations is noted on that finding, not repeated.
+Catalog rows are compared like every other class: with the rows the seed revisions put in the
+scratch database (``make check-seeds`` locks those revisions to the registry in ``seeds/``).
 
-Exit 0 clean, 1 drift, 2 could not check (no database, no Alembic revision, a revision this tree
-does not know, a role that may not create the scratch database).
+Exit 0 clean, 1 drift, 2 could not check (no database or none reachable, no Alembic revision, a
+revision this tree does not know, a role that may not create the scratch database).
 """
 
 from __future__ import annotations
@@ -164,32 +164,6 @@ def compare(live: Snapshot, want: Snapshot) -> tuple[list[Finding], list[str]]:
     return _fold(findings, live, want), information
 
 
-def registry_findings(conn, findings: list[Finding]) -> list[Finding]:
-    """Catalog rows against the registry on the locked fields; differences on a command the
-    catalog comparison already reports become a note on that finding."""
-    from seeds.catalog import LOCKED_FIELDS, differences, fetch_catalog
-    from seeds.registry import catalog_rows
-
-    catalog = fetch_catalog(conn)
-    if catalog is None:
-        return []
-    by_command = {f.key: f for f in findings if f.section == "catalog"}
-    extra = []
-    for difference in differences(catalog, catalog_rows(), LOCKED_FIELDS):
-        sentence = difference.describe(have="the database", want="the registry")
-        if difference.command_name in by_command:
-            by_command[difference.command_name].notes.append(f"registry: {sentence}")
-            continue
-        fields = {name: (str(want), str(have))
-                  for name, (have, want) in difference.fields.items()}
-        finding = Finding("registry", difference.command_name, difference.kind
-                          .replace("extra", "unexpected").replace("differs", "changed"), fields)
-        finding.notes.append("the migrations and the registry disagree: run python -m "
-                             "seeds.check")
-        extra.append(finding)
-    return extra
-
-
 @dataclass
 class Report:
     database: str
@@ -274,11 +248,6 @@ def check(url: str, tree: Tree | None = None, scratch_url: str | None = None) ->
             findings, information = compare(live, want)
             information += notes
             head = tree.head()
-            if revision == head:
-                findings += registry_findings(conn, findings)
-            else:
-                information.append(f"catalog not compared with the registry: the registry "
-                                   f"describes head ({head}), the database is at {revision}")
         except psycopg.Error as error:
             raise CannotCheck(f"cannot read the database: {error}") from error
         return Report(_display(url), revision, head, findings, information)

@@ -6,8 +6,8 @@ config keys and catalog rows. Each item has a key (unique in its section), the f
 compares, the text ``make schema`` writes, and the object it belongs to (a column's table), so a
 dropped table is one finding, not one per column. ``take(conn)`` gives the same as sorted lines
 (the round-trip tests compare those); ``render()`` is the committed ``schema/snapshot.txt``
-(written by ``schema_files``, ``make schema``); ``parse_keys()`` reads the object keys back from
-that file (``substrate verify``'s object inventory).
+(written by ``schema_files``, ``make schema``); ``parse()`` reads the items back from that file
+(``substrate verify`` compares a live database with them).
 
 What the package owns is decided by name (``OWNED_RELATIONS``, ``OWNED_FUNCTIONS``) in
 ``SCHEMAS``, so other tables in a shared production database, and IU Core's own ``fn_iu_*``
@@ -448,14 +448,15 @@ _READERS = {
 }
 
 
-def collect(conn) -> Snapshot:
-    """Every section as ``{key: Item}``: sorted by key (columns in table order).
+def collect(conn, sections: tuple[str, ...] = SECTIONS) -> Snapshot:
+    """Every section (or the ones named) as ``{key: Item}``: sorted by key (columns in table
+    order).
 
     Reads inside one transaction with ``search_path = pg_catalog, pg_temp`` (restored after)."""
     snapshot: Snapshot = {}
     with conn.transaction():
         conn.execute("SET LOCAL search_path = pg_catalog, pg_temp")
-        for section in SECTIONS:
+        for section in sections:
             items = _READERS[section](conn)
             items.sort(key=lambda item: item.order or (item.key,))
             snapshot[section] = {item.key: item for item in items}
@@ -490,16 +491,40 @@ def render(snapshot: Snapshot, at_revision: str | None = None) -> str:
     return "\n".join(out)
 
 
-def parse_keys(text: str) -> tuple[str | None, dict[str, list[str]]]:
-    """The revision and the item keys per section of a rendered snapshot."""
-    at_revision, sections, current = None, {}, None
+def parse(text: str) -> tuple[str | None, dict[str, dict[str, str]]]:
+    """The revision, and per section each item's rendered text (``Item.line()``) by key, of a
+    rendered snapshot."""
+    at_revision, sections = None, {}
+    current: dict[str, str] | None = None
+    lines: list[str] = []
+
+    def close() -> None:
+        while lines and not lines[-1]:
+            lines.pop()
+        if lines and current is not None:
+            first = lines[0]
+            key = first.split(": ", 1)[0] if ": " in first else first.removesuffix(":")
+            current[key] = "\n".join(lines)
+        lines.clear()
+
     for line in text.splitlines():
         if line.startswith("# revision: "):
             at_revision = line[len("# revision: "):]
         elif line.startswith("## "):
-            current = line[3:].split(" (", 1)[0]
-            sections[current] = []
-        elif line and not line.startswith((" ", "#")) and current:
-            key = line[:-1] if line.endswith(":") else line.split(": ", 1)[0]
-            sections[current].append(key)
+            close()
+            current = sections[line[3:].split(" (", 1)[0]] = {}
+        elif line.startswith("#"):
+            continue
+        elif line and not line.startswith(" "):
+            close()
+            lines.append(line)
+        elif lines:
+            lines.append(line)
+    close()
     return at_revision, sections
+
+
+def parse_keys(text: str) -> tuple[str | None, dict[str, list[str]]]:
+    """The revision and the item keys per section of a rendered snapshot."""
+    at_revision, sections = parse(text)
+    return at_revision, {section: list(items) for section, items in sections.items()}

@@ -9,21 +9,23 @@ Sections, in the order printed (one screen):
 - ``revision``: the recorded Alembic revision against the tree's head (behind is a finding);
 - ``objects``: per class, N/N of the committed snapshot's objects present, and unexpected ones
   (presence only, ``substrate drift`` compares definitions);
-- ``catalog``: catalog size against the registry, and every difference on (command_name,
-  category, mutating, reversible, target_function, inverse_command);
-- ``targets``: the distinct target functions, how many resolve to a ``pg_proc`` row with the
-  registry's parameter types, and which do not (a finding only with --strict: the functions
-  belong to IU Core, so a bare database has none of them);
-- ``gates``: gate safety from ``fn_iu_gate_verify_closed()`` when installed, else from the
-  ``dot_config`` values (a broken never-flip or orphaned gate is a finding; a governable gate
-  open inside its window only with --strict);
+- ``catalog``: the catalog rows against the committed snapshot's, line by line (a differing
+  command is a finding that shows both lines);
+- ``targets``: the distinct IU Core target functions of the catalog, how many resolve to a
+  ``pg_proc`` row with the catalogued parameter types, and which do not (a finding only with
+  --strict: the functions belong to IU Core, so a bare database has none of them);
+- ``gates``: gate safety from ``fn_iu_gate_verify_closed()`` (a broken never-flip or orphaned
+  gate is a finding; a governable gate open inside its window only with --strict); not checked
+  before the gate protocol is installed;
 - ``derived``: the state the fast paths read: the gate snapshot row equals dot_config's gates,
   the tally watermark row exists (rows past it reported);
 - ``checksums``: every applied revision re-rendered and compared with its recorded SHA-256 (an
   edited released revision is a finding; "not recorded" is not).
 
-A section that cannot be judged carries ``error`` (a sentence) and makes the exit code 2.
-The command line is ``substrate.review.verify.cli``.
+A section that cannot be judged carries ``error`` (a sentence) and makes the exit code 2. A
+finding may span lines (the first says what, the others show it). Everything is read from the
+database and this checkout's ``alembic/`` and ``schema/``; nothing from ``seeds/``. The command
+line is ``substrate.review.verify.cli``.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def _objects(conn, reference: Reference) -> dict:
 
 
 def _catalog(conn, reference: Reference) -> dict:
-    return catalog.section(conn)
+    return catalog.section(conn, reference.snapshot)
 
 
 def _targets(conn, reference: Reference) -> dict:
@@ -115,7 +117,10 @@ def format_text(report: dict, strict: bool) -> str:
         lines += [f"  {line}" for line in section.get("lines", [])]
         if section.get("error"):
             lines.append(f"  ! could not check: {section['error']}")
-        lines += [f"  - {finding}" for finding in section["findings"]]
+        for finding in section["findings"]:
+            first, *more = finding.split("\n")
+            lines.append(f"  - {first}")
+            lines += [f"    {line}" for line in more]
     code = exit_code(report, strict)
     if code == 2:
         lines.append("verify: COULD NOT CHECK")

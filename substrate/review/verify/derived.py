@@ -5,8 +5,8 @@ Two pieces of state exist only to make the hot paths cheap (0009_tally_watermark
 can be checked without a pass over the ledger:
 
 - ``dot_iu_gate_snapshot``, the one row the logger copies as a run's gate_snapshot: it must
-  equal the gates of the registry held in ``dot_config`` (a finding otherwise, with the repair:
-  ``SELECT fn_dot_iu_gate_snapshot_refresh()``);
+  equal the values ``dot_config`` holds for the gates of ``fn_iu_gate_classes()`` (a finding
+  otherwise, with the repair: ``SELECT fn_dot_iu_gate_snapshot_refresh()``);
 - ``dot_iu_command_run_tally_watermark``: its one row must exist (a finding otherwise, with the
   repair: ``SELECT fn_dot_iu_command_run_tally_rebuild()``); reported: where it stands and how
   many ledger rows the views read past it (a primary-key range), which grows only while folds
@@ -16,8 +16,6 @@ A database at a revision older than 0009 has neither: reported, not a finding.
 """
 
 from __future__ import annotations
-
-from seeds.registry import GOVERNABLE_GATES, NEVER_FLIP_GATES
 
 SNAPSHOT = "public.dot_iu_gate_snapshot"
 WATERMARK = "public.dot_iu_command_run_tally_watermark"
@@ -30,9 +28,10 @@ def _exists(conn, relation: str) -> bool:
 def _gate_snapshot(conn) -> tuple[str, list[str]]:
     rows = conn.execute(
         f"SELECT s.snapshot = (SELECT coalesce(jsonb_object_agg(c.key, c.value), '{{}}')"
-        "                        FROM public.dot_config AS c WHERE c.key = ANY(%s))"
-        f"  FROM {SNAPSHOT} AS s",
-        (list(GOVERNABLE_GATES + NEVER_FLIP_GATES),)).fetchall()
+        "                        FROM public.dot_config AS c"
+        "                       WHERE c.key IN (SELECT g.gate_key"
+        "                                         FROM public.fn_iu_gate_classes() AS g))"
+        f"  FROM {SNAPSHOT} AS s").fetchall()
     if not rows:
         return "missing", [f"{SNAPSHOT} has no row: the logger records an empty gate snapshot"
                            " (repair: SELECT public.fn_dot_iu_gate_snapshot_refresh())"]

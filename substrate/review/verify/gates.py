@@ -1,58 +1,35 @@
 """The ``gates`` section of ``substrate verify``: are the never-flip gates intact and the others
 closed?
 
-With the gate protocol installed, the database answers (``fn_iu_gate_verify_closed()``, SPEC
-3.4); before it (a database at an older revision) the gate values are read from ``dot_config``
-against the gate classes of the registry. Judgement, the same either way:
+The database answers: ``fn_iu_gate_verify_closed()`` (SPEC 3.4) reports every gate of
+``fn_iu_gate_classes()`` with its class, its value and its window. Judgement:
 
 - a never-flip gate that is open (or missing): a finding, always;
 - a governable gate open without a live window on record (orphaned, what the watchdog
   closes): a finding, always;
 - a governable gate open inside its approved window: legitimate operation, so reported, and a
   finding only with ``--strict`` (a deploy may insist that every gate is shut).
+
+A database without the gate protocol (a revision before ``0006_gate_protocol``) does not know
+its gates' classes, so nothing is judged: "not checked", without a finding.
 """
 
 from __future__ import annotations
 
 import json
 
-from seeds.registry import GOVERNABLE_GATES, NEVER_FLIP_GATES
-
 PROTOCOL = "public.fn_iu_gate_verify_closed(text)"
-
-
-def _from_protocol(conn) -> dict:
-    report = conn.execute("SELECT public.fn_iu_gate_verify_closed(NULL)").fetchone()[0]
-    return report if isinstance(report, dict) else json.loads(report)
-
-
-def _from_config(conn) -> dict | None:
-    if not conn.execute("SELECT to_regclass('public.dot_config') IS NOT NULL").fetchone()[0]:
-        return None
-    values = dict(conn.execute(
-        "SELECT key, value FROM public.dot_config WHERE key = ANY(%s)",
-        (list(GOVERNABLE_GATES + NEVER_FLIP_GATES),)).fetchall())
-    gates = []
-    for classname, keys in (("governable", GOVERNABLE_GATES), ("never-flip", NEVER_FLIP_GATES)):
-        for key in sorted(keys):
-            is_open = values.get(key) == "true"
-            gates.append({"gate": key, "class": classname, "present": key in values,
-                          "value": values.get(key), "open": is_open, "safe": not is_open,
-                          "window": None, "orphaned": None})
-    governed = all(g["safe"] for g in gates if g["class"] == "governable")
-    intact = all(g["safe"] for g in gates if g["class"] == "never-flip")
-    return {"all_safe": governed and intact, "all_governed_closed": governed,
-            "never_flip_intact": intact, "gates": gates}
 
 
 def section(conn) -> dict:
     has_protocol = conn.execute("SELECT to_regprocedure(%s) IS NOT NULL",
                                 (PROTOCOL,)).fetchone()[0]
-    report = _from_protocol(conn) if has_protocol else _from_config(conn)
-    source = "fn_iu_gate_verify_closed()" if has_protocol else "dot_config values"
-    if report is None:
-        return {"ok": False, "strict_ok": True, "source": None, "summary": "no dot_config",
-                "findings": ["public.dot_config does not exist (not migrated?)"]}
+    if not has_protocol:
+        return {"ok": True, "strict_ok": True, "source": None, "findings": [],
+                "summary": "not checked (gate protocol not installed)"}
+    report = conn.execute("SELECT public.fn_iu_gate_verify_closed(NULL)").fetchone()[0]
+    report = report if isinstance(report, dict) else json.loads(report)
+    source = "fn_iu_gate_verify_closed()"
     gates = report.get("gates") or []
     findings, opened = [], []
     for gate in gates:
