@@ -9,8 +9,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo db-up db-down test test-all sql lint clean seed-revision check-seeds verify \
-	schema drift bench
+.PHONY: help install demo db-up db-down test test-all sql lint clean seed-revision check-seeds \
+	verify schema drift bench
+.DEFAULT_GOAL := help
+
+# `make` alone lists the targets: the text after `##` on each target's line.
+help: ## list the targets with what each does
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-14s %s\n", $$1, $$2}' \
+		$(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,71 +24,71 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) ## create .venv and install the package with its test and dev tools
 
 # The embedded server's URL, unless DATABASE_URL names another server.
-db-up: install
+db-up: install ## start the embedded PostgreSQL (unless DATABASE_URL is set)
 	@if [ -z "$$DATABASE_URL" ]; then $(PY) -m substrate.devdb up; else echo "using DATABASE_URL"; fi
 
-db-down:
+db-down: ## stop the embedded PostgreSQL
 	@if [ -x $(PY) ]; then $(PY) -m substrate.devdb down; fi
 
-demo: db-up
+demo: db-up ## migrate the embedded server to head and print a short report
 	@url="$${DATABASE_URL:-$$($(PY) -m substrate.devdb url)}"; \
 	$(VENV)/bin/alembic -x url="$$url" upgrade head && \
 	$(VENV)/bin/substrate report --url "$$url"
 
-test: install
+test: install ## the whole suite on its own throw-away server (PYTEST_ARGS=...)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-all: install
+test-all: install ## the suite on PostgreSQL 14, 15, 16, 17 and 18
 	@for major in 14 15 16 17 18; do \
 	  echo "=== PostgreSQL $$major"; \
 	  PG_MAJOR=$$major $(PY) -m pytest -q $(PYTEST_ARGS) || exit 1; \
 	done
 
 # Upgrade and downgrade SQL, rendered for review (no database needed).
-sql: install
+sql: install ## render sql/upgrade.sql and sql/downgrade.sql for review
 	mkdir -p sql
 	$(VENV)/bin/alembic upgrade base:head --sql > sql/upgrade.sql
 	$(VENV)/bin/alembic downgrade head:base --sql > sql/downgrade.sql
 	@echo "wrote sql/upgrade.sql and sql/downgrade.sql"
 
 # Write ONE seed revision for what the registry in seeds/ adds, changes or removes.
-seed-revision: install
+seed-revision: install ## write one seed revision for the registry's changes (MESSAGE=...)
 	$(PY) -m seeds.generate $(if $(MESSAGE),--message "$(MESSAGE)")
 
 # Registry == seed revisions (offline; a database's catalog is drift's and verify's).
-check-seeds: install
+check-seeds: install ## registry == seed revisions, offline
 	$(PY) -m seeds.check
 
-verify: db-up
+verify: db-up ## substrate verify on DATABASE_URL or the embedded server
 	@url="$${DATABASE_URL:-$$($(PY) -m substrate.devdb url)}"; \
 	$(VENV)/bin/substrate verify --url "$$url" $(VERIFY_ARGS)
 
 # The committed schema snapshot (schema/): head built on throw-away PostgreSQL 14-18 servers;
 # other majors' differences are recorded as schema/snapshot.pg<major>.diff. Commit the result.
 #   SCHEMA_MAJORS=16 limits the run (the recorded differences of the others are kept).
-schema: install
+schema: install ## regenerate the committed schema snapshot in schema/
 	$(PY) -m substrate.review.schema_files $(if $(SCHEMA_MAJORS),--majors $(SCHEMA_MAJORS))
 
 # A live database against what its recorded revision builds: 0 clean, 1 drift, 2 could not check.
-drift: db-up
+drift: db-up ## substrate drift on DATABASE_URL or the embedded server
 	@url="$${DATABASE_URL:-$$($(PY) -m substrate.devdb url)}"; \
 	$(VENV)/bin/substrate drift --url "$$url" $(DRIFT_ARGS)
 
 # ruff on the Python; squawk on the rendered upgrade SQL, one file per revision (each silenced
 # statement is listed with its reason in lint/squawk-ignores.txt).
-lint: install
+lint: install ## ruff on the Python, squawk on the rendered upgrade SQL
 	$(VENV)/bin/ruff check .
 	$(PY) -m substrate.review.sqllint
 
 # Issue 5's figures on a throw-away embedded server on tmpfs: writes bench/results.json,
 # bench/results.md and bench/view_latency.png (BENCH_SIZES=10000,100000 for a quick run; the
 # other BENCH_* settings are listed in bench/run.py). The full run takes about 20 minutes.
-bench: install
+bench: install ## the performance figures (about 20 minutes; BENCH_*=...)
 	$(PY) -m pip install --quiet 'matplotlib>=3.7,<4'
 	$(PY) bench/run.py
 
-clean: db-down
+clean: db-down ## stop the server, delete .pg/ and sql/
 	rm -rf .pg sql

@@ -76,6 +76,9 @@ def test_help_of_every_sub_command_imports_no_database_driver():
         text = probe["helps"][" ".join(argv)]
         assert text.startswith(f"usage: substrate {' '.join(argv[:-1])}"), (argv, text)
     assert heavy_modules(probe["modules"]) == []
+    strict = " ".join(probe["helps"]["verify --help"].split())
+    assert "unresolved target function" in strict
+    assert "governable gate open inside its approved window" in strict
 
 
 def test_gates_help_promises_exactly_the_actions_gates_has():

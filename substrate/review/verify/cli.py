@@ -17,7 +17,9 @@ from substrate.review.verify import Reference, build_report, exit_code, format_t
 def register(parser) -> None:
     parser.add_argument("--url", help="database URL (default: $DATABASE_URL)")
     parser.add_argument(
-        "--strict", action="store_true", help="exit 1 when any target function is unresolved"
+        "--strict", action="store_true",
+        help="also exit 1 on what is otherwise only reported: an unresolved target function, "
+             "or a governable gate open inside its approved window",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--alembic-ini", help="the Alembic tree (default: the project's)")
