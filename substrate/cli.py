@@ -26,6 +26,8 @@ COMMANDS = {
               "a live database against what its recorded revision should contain"),
     "gates": ("substrate.gates.cli",
               "status, open, close and watchdog the gates (bounded gate protocol)"),
+    "run": ("substrate.runtime.cli",
+            "plan, apply, verify a catalogued command (operator runtime); reversal"),
 }
 
 

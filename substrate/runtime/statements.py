@@ -1,0 +1,102 @@
+"""Governed SQL: the one statement a catalogued command may run, and every statement the
+runtime itself sends (docs/runtime.md, "Governed SQL only").
+
+A command's statement is built from its catalog row alone: ``SELECT <schema>.<function>(%s::<type>,
+...)``, one placeholder per catalogued argument, each cast to the catalogued type; the values
+are bound by the executor, never interpolated. ``_assert_governed`` re-checks a statement
+against its catalog row right before an apply runs it: anything but exactly that text (DML,
+DDL, a second statement, a comment, another function, other casts) is refused as unsafe.
+
+The runtime's own statements are constants here, all schema-qualified, all bound the same way.
+"""
+
+from __future__ import annotations
+
+import re
+
+from substrate.runtime.catalog import parse_target
+from substrate.runtime.errors import CatalogError, UnsafeStatement
+from substrate.runtime.executors import RowCount, Statement
+from substrate.runtime.params import is_supported
+
+DML = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "TRUNCATE", "CALL", "DO",
+                 "LOCK", "SET", "RESET", "WITH", "VALUES", "TABLE"})
+DDL = frozenset({"CREATE", "ALTER", "DROP", "GRANT", "REVOKE", "COMMENT", "SECURITY", "REINDEX",
+                 "CLUSTER", "VACUUM", "ANALYZE", "REFRESH", "IMPORT", "REASSIGN"})
+
+# The runtime's own statements (their placeholders are bound like a command's).
+LOG = ("SELECT public.fn_dot_iu_command_log(%s::text, %s::text, %s::text, %s::text, %s::text,"
+       " %s::jsonb)")
+LOG_WITH_ROWS = ("SELECT public.fn_dot_iu_command_log(%s::text, %s::text, %s::text, %s::text,"
+                 " %s::text, %s::jsonb || pg_catalog.jsonb_build_object('result_rows',"
+                 " %s::integer))")
+LEASE_ACQUIRE = "SELECT public.fn_dot_iu_runtime_lease_acquire(%s::text, %s::text, %s::integer)"
+LEASE_RELEASE = "SELECT public.fn_dot_iu_runtime_lease_release(%s::text, %s::text, %s::bigint)"
+APPLY_BEGIN = ("SELECT public.fn_dot_iu_runtime_apply_begin(%s::text, %s::text, %s::text,"
+               " %s::bigint)")
+VERIFY_VALIDATE = "SELECT public.fn_iu_collection_validate(%s::uuid)"
+VERIFY_HEALTH = "SELECT public.fn_iu_collection_healthcheck()"
+
+
+def governed_statement(catalog_row) -> str:
+    """The governed statement of a catalog row (a CatalogRow or a mapping with
+    ``target_function``)."""
+    schema, function, types = parse_target(_target(catalog_row))
+    unsupported = [pg_type for pg_type in types if not is_supported(pg_type)]
+    if unsupported:
+        raise CatalogError(f"target {_target(catalog_row)}: the runtime cannot bind type(s) "
+                           f"{', '.join(unsupported)}")
+    return f"SELECT {schema}.{function}({', '.join(f'%s::{t}' for t in types)})"
+
+
+def _assert_governed(statement: object, catalog_row) -> None:
+    """Refuse (UnsafeStatement) anything but exactly the governed call of ``catalog_row``."""
+    try:
+        expected = governed_statement(catalog_row)
+    except CatalogError as error:
+        raise UnsafeStatement(f"no governed statement for this catalog row: {error}",
+                              "catalog") from None
+    if statement == expected:
+        return
+    kind, why = _why(statement)
+    raise UnsafeStatement(f"refused as unsafe ({why}): only {expected!r} may run for "
+                          f"{_name(catalog_row)}", kind)
+
+
+def _why(statement: object) -> tuple[str, str]:
+    if not isinstance(statement, str):
+        return "not_sql", "not a SQL string"
+    words = re.findall(r"[A-Za-z_]+", statement)
+    first = words[0].upper() if words else ""
+    if ";" in statement.rstrip().rstrip(";"):
+        return "several_statements", "more than one statement"
+    if "--" in statement or "/*" in statement:
+        return "comment", "a comment"
+    if first in DML:
+        return "dml", f"{first} is not a governed call"
+    if first in DDL:
+        return "ddl", f"{first} is not a governed call"
+    return "other_call", "not the catalogued call of this command"
+
+
+def _target(catalog_row) -> str:
+    if isinstance(catalog_row, dict):
+        return catalog_row.get("target_function") or ""
+    return getattr(catalog_row, "target_function", "") or ""
+
+
+def _name(catalog_row) -> str:
+    if isinstance(catalog_row, dict):
+        return str(catalog_row.get("command_name"))
+    return str(getattr(catalog_row, "command_name", "?"))
+
+
+def log(command, mode, status, actor, digest, evidence_json) -> Statement:
+    return Statement(LOG, (command, mode, status, actor, digest, evidence_json))
+
+
+def log_applied(command, actor, digest, evidence_json, rows_of_step: int) -> Statement:
+    """The applied row, with the row count of statement ``rows_of_step`` of the same
+    transaction added to its evidence as ``result_rows``."""
+    return Statement(LOG_WITH_ROWS, (command, "apply", "applied", actor, digest, evidence_json,
+                                     RowCount(rows_of_step)))

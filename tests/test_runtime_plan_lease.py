@@ -1,0 +1,272 @@
+"""Plan-bound applies, the runtime lease and the database's own gate rule (SPEC 3.8), as a real
+login of dot_iu_runtime: a plan applies once, fresh, for its own call and catalog row; one
+applier at a time, fenced by the lease's epoch; the logger refuses an applied row while a
+needed gate is shut, whoever calls it."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pgtap
+import psycopg
+import pytest
+from runtime_helpers import (
+    COMPOSER_GATE,
+    RUNTIME_GATE,
+    calls,
+    create_login,
+    drop_login,
+    gate_close,
+    login_conninfo,
+    prepare_db,
+    runs,
+    runtime,
+)
+
+C = "6f1c0b7e-8d56-4d3e-9d7e-111111111111"
+OTHER = "6f1c0b7e-8d56-4d3e-9d7e-333333333333"
+SLOW_HEALTHCHECK = """
+CREATE OR REPLACE FUNCTION public.fn_iu_collection_healthcheck() RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $standin$
+BEGIN
+  PERFORM pg_catalog.pg_sleep(0.3);
+  INSERT INTO public.rt_test_standin_call (fn) VALUES ('fn_iu_collection_healthcheck');
+  RETURN '{"healthy": true}'::jsonb;
+END
+$standin$;
+"""
+LOG = "SELECT public.fn_dot_iu_command_log(%s, 'apply', 'applied', 'alice', %s, '{}'::jsonb)"
+DIGEST = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def login(pg):
+    made = create_login(pg)
+    yield made
+    drop_login(pg, made)
+
+
+@pytest.fixture
+def rt_db(db):
+    prepare_db(db)
+    return db
+
+
+@pytest.fixture
+def rt(pg, login, db_name, rt_db):
+    made = runtime(pg, login, db_name)
+    yield made
+    made.executor.close()
+
+
+@pytest.fixture
+def as_runtime(pg, login, db_name, rt_db):
+    """A plain connection of the runtime login (autocommit), for calling functions directly."""
+    with psycopg.connect(login_conninfo(pg, login, db_name), autocommit=True) as conn:
+        yield conn
+
+
+def statuses(conn, command="dot_iu_healthcheck") -> list[tuple[str, str]]:
+    return [(r["run_mode"], r["run_status"]) for r in runs(conn, command)]
+
+
+# --- plan-bound apply -------------------------------------------------------------------------
+
+def test_a_plan_bound_apply_applies_once_and_joins_the_plans_correlation(rt, rt_db):
+    planned = rt.plan("dot_iu_healthcheck", {}, "alice")
+    applied = rt.apply("dot_iu_healthcheck", {}, "alice", plan_run_id=planned.run_id)
+    assert applied.status == "applied"
+    row = runs(rt_db)[-1]
+    assert (row["plan_run_id"], row["correlation_id"]) == (planned.run_id,
+                                                           planned.correlation_id)
+    pgtap.results_eq(rt_db, "SELECT plan_run_id, applied_run_id FROM dot_iu_command_plan_use",
+                     [(planned.run_id, applied.run_id)])
+
+    again = rt.apply("dot_iu_healthcheck", {}, "alice", plan_run_id=planned.run_id)
+    assert (again.status, again.sqlstate) == ("refused", "23505")
+    assert calls(rt_db) == ["fn_iu_collection_healthcheck"]  # the second call rolled back
+    assert statuses(rt_db) == [("plan", "planned"), ("apply", "applied"), ("apply", "refused")]
+    assert runs(rt_db)[-1]["evidence"]["step"] == "ledger"
+
+
+def test_a_plan_is_refused_once_its_catalog_row_changed(rt, rt_db):
+    planned = rt.plan("dot_iu_healthcheck", {}, "alice")
+    rt_db.execute("UPDATE dot_iu_command_catalog SET reversible = NOT reversible"
+                  " WHERE command_name = 'dot_iu_healthcheck'")
+    result = rt.apply("dot_iu_healthcheck", {}, "alice", plan_run_id=planned.run_id)
+    assert (result.status, result.sqlstate) == ("refused", "55000")
+    assert "changed since plan" in result.message
+    assert calls(rt_db) == []
+
+
+def test_a_plan_is_refused_for_other_parameters_or_another_command(rt, rt_db):
+    planned = rt.plan("dot_iu_validate_collection", {"collection_id": C}, "alice")
+    other = rt.apply("dot_iu_validate_collection", {"collection_id": OTHER}, "alice",
+                     plan_run_id=planned.run_id)
+    assert (other.status, other.sqlstate) == ("refused", "22023")
+    health = rt.apply("dot_iu_healthcheck", {}, "alice", plan_run_id=planned.run_id)
+    assert (health.status, health.sqlstate) == ("refused", "22023")
+    not_a_plan = rt.apply("dot_iu_healthcheck", {}, "alice", plan_run_id=health.run_id)
+    assert (not_a_plan.status, not_a_plan.sqlstate) == ("refused", "22023")
+    assert calls(rt_db) == []
+    same = rt.apply("dot_iu_validate_collection", {"collection_id": C.upper()}, "alice",
+                    plan_run_id=planned.run_id)
+    assert same.status == "applied"  # the same value, spelt otherwise: the same digest
+
+
+def test_a_plan_older_than_an_hour_is_refused(rt, rt_db):
+    """The ledger is append-only, so a plan cannot be backdated; a copy of a real plan row with
+    created_at two hours back is inserted directly (as the superuser, as a restore would)."""
+    planned = rt.plan("dot_iu_healthcheck", {}, "alice")
+    old = rt_db.execute(
+        "INSERT INTO dot_iu_command_run (command_name, run_mode, run_status, mutating, actor,"
+        " params_digest, gate_snapshot, evidence, session_login, correlation_id, created_at)"
+        " SELECT command_name, run_mode, run_status, mutating, actor, params_digest,"
+        " gate_snapshot, evidence, session_login, correlation_id,"
+        " created_at - interval '2 hours' FROM dot_iu_command_run WHERE run_id = %s"
+        " RETURNING run_id", (planned.run_id,)).fetchone()[0]
+    result = rt.apply("dot_iu_healthcheck", {}, "alice", plan_run_id=old)
+    assert (result.status, result.sqlstate) == ("refused", "55000")
+    assert "more than an hour ago" in result.message
+    assert rt.apply("dot_iu_healthcheck", {}, "alice",
+                    plan_run_id=planned.run_id).status == "applied"
+
+
+def test_two_racing_applies_of_one_plan_exactly_one_wins(pg, login, db_name, rt, rt_db):
+    rt_db.execute(SLOW_HEALTHCHECK)
+    planned = rt.plan("dot_iu_healthcheck", {}, "alice")
+    # Two runtimes on two connections and two leases, so only the plan can stop one of them.
+    racers = [runtime(pg, login, db_name, lease=f"race_{n}") for n in (1, 2)]
+    barrier, results = threading.Barrier(2), [None, None]
+
+    def race(n):
+        barrier.wait()
+        results[n] = racers[n].apply("dot_iu_healthcheck", {}, "alice",
+                                     plan_run_id=planned.run_id)
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    for racer in racers:
+        racer.executor.close()
+    assert sorted((r.status, r.sqlstate) for r in results) == [("applied", None),
+                                                               ("refused", "23505")]
+    assert calls(rt_db) == ["fn_iu_collection_healthcheck"]
+    assert sorted(statuses(rt_db)) == [("apply", "applied"), ("apply", "refused"),
+                                       ("plan", "planned")]
+
+
+# --- the lease ----------------------------------------------------------------------------------
+
+def test_an_apply_is_refused_while_another_live_holder_holds_the_lease(rt, rt_db, as_runtime):
+    epoch = as_runtime.execute("SELECT fn_dot_iu_runtime_lease_acquire('operator_runtime',"
+                               " 'other:1:x', 60)").fetchone()[0]
+    assert epoch == 1
+    result = rt.apply("dot_iu_healthcheck", {}, "alice")
+    assert (result.status, result.sqlstate) == ("refused", None)
+    assert "held by another runtime" in result.message
+    assert runs(rt_db)[-1]["evidence"] == {"mode": "apply", "reason": "lease_held",
+                                           "statements": 0, "lease": "operator_runtime",
+                                           "correlation_id": result.correlation_id}
+    assert calls(rt_db) == []
+    pgtap.results_eq(rt_db, "SELECT holder, epoch, held FROM v_dot_iu_runtime_lease",
+                     [("other:1:x", 1, True)], description="the other holder keeps the lease")
+
+
+class Paused:
+    """The runtime's real executor, pausing before the apply transaction: the lease runs out
+    (and ``meanwhile`` runs) between acquiring it and applying."""
+
+    def __init__(self, inner, seconds, meanwhile=None):
+        self.inner, self.seconds, self.meanwhile = inner, seconds, meanwhile
+
+    def run(self, statements, *, read_only=False):
+        if statements and "fn_dot_iu_runtime_apply_begin" in statements[0].sql:
+            time.sleep(self.seconds)
+            if self.meanwhile:
+                self.meanwhile()
+        return self.inner.run(statements, read_only=read_only)
+
+    def close(self):
+        self.inner.close()
+
+
+@pytest.mark.parametrize("taken_over", [False, True])
+def test_a_holder_whose_lease_expired_cannot_commit(pg, login, db_name, rt_db, rt, taken_over):
+    def take_over():
+        assert rt.apply("dot_iu_healthcheck", {}, "bob").status == "applied"
+
+    slow = runtime(pg, login, db_name, lease_ttl=1)
+    slow.executor = Paused(slow.executor, 1.2, take_over if taken_over else None)
+    result = slow.apply("dot_iu_healthcheck", {}, "alice")
+    slow.executor.close()
+    assert (result.status, result.sqlstate) == ("refused", "55000")
+    assert "is not held by" in result.message
+    last = runs(rt_db)[-1]
+    assert (last["actor"], last["evidence"]["step"], last["evidence"]["epoch"]) == (
+        "alice", "apply_begin", 1)
+    assert calls(rt_db) == (["fn_iu_collection_healthcheck"] if taken_over else [])
+
+
+def test_renew_or_release_by_a_non_holder_changes_nothing(as_runtime):
+    as_runtime.execute("SELECT fn_dot_iu_runtime_lease_acquire('operator_runtime', 'me:1:a', 60)")
+    before = as_runtime.execute("SELECT * FROM v_dot_iu_runtime_lease").fetchall()
+    for sql in ("SELECT fn_dot_iu_runtime_lease_renew('operator_runtime', 'you:2:b', 1, 600)",
+                "SELECT fn_dot_iu_runtime_lease_renew('operator_runtime', 'me:1:a', 2, 600)",
+                "SELECT fn_dot_iu_runtime_lease_release('operator_runtime', 'you:2:b', 1)"):
+        pgtap.results_eq(as_runtime, sql, [(False,)])
+    assert as_runtime.execute("SELECT * FROM v_dot_iu_runtime_lease").fetchall() == before
+
+
+def test_two_runtimes_on_one_host_are_distinct_holders(pg, login, db_name, rt, rt_db,
+                                                      as_runtime):
+    other = runtime(pg, login, db_name)
+    assert rt.holder != other.holder
+    assert rt.holder.split(":")[:2] == other.holder.split(":")[:2]  # same host, same process
+    as_runtime.execute("SELECT fn_dot_iu_runtime_lease_acquire('operator_runtime', %s, 60)",
+                       (other.holder,))  # the other runtime between its acquire and release
+    assert rt.apply("dot_iu_healthcheck", {}, "alice").status == "refused"
+    as_runtime.execute("SELECT fn_dot_iu_runtime_lease_release('operator_runtime', %s, 1)",
+                       (other.holder,))
+    assert rt.apply("dot_iu_healthcheck", {}, "alice").status == "applied"
+    pgtap.results_eq(rt_db, "SELECT holder, epoch, held FROM v_dot_iu_runtime_lease",
+                     [(rt.holder, 2, False)])
+    other.executor.close()
+
+
+def test_the_lease_is_released_after_every_apply_whatever_happened(rt, rt_db):
+    rt.apply("dot_iu_healthcheck", {}, "alice")                                  # applied
+    rt.apply("dot_iu_add_piece", {"collection_id": C, "piece_id": C, "position": 1},
+             "alice")                                                            # gate shut
+    rt_db.execute("CREATE OR REPLACE FUNCTION public.fn_iu_collection_healthcheck() RETURNS"
+                  " jsonb LANGUAGE sql AS $f$ SELECT (1 / 0)::text::jsonb $f$")
+    rt.apply("dot_iu_healthcheck", {}, "alice")                                  # failed
+    assert statuses(rt_db) == [("apply", "applied"), ("apply", "failed")]
+    pgtap.results_eq(rt_db, "SELECT epoch, held FROM v_dot_iu_runtime_lease", [(2, False)])
+
+
+# --- the database's own gate rule ---------------------------------------------------------------
+
+def test_the_logger_refuses_an_applied_row_while_a_needed_gate_is_shut(as_runtime, rt_db):
+    pgtap.throws_ok(as_runtime, LOG, "55000", "needs its gates open; shut: "
+                    "iu_core.composer_enabled", params=("dot_iu_add_piece", DIGEST))
+    gate_close(rt_db, RUNTIME_GATE)
+    pgtap.throws_ok(as_runtime, LOG, "55000", "shut: iu_core.operator_runtime_enabled",
+                    params=("dot_iu_healthcheck", DIGEST))
+    assert runs(rt_db) == []
+    for status in ("refused", "failed"):  # refusals stay recordable while every gate is shut
+        pgtap.lives_ok(as_runtime, LOG.replace("'applied'", f"'{status}'"),
+                       params=("dot_iu_add_piece", DIGEST))
+    assert len(runs(rt_db)) == 2
+
+
+def test_apply_begin_refuses_a_shut_gate_even_when_the_caller_skips_the_runtime(as_runtime):
+    epoch = as_runtime.execute("SELECT fn_dot_iu_runtime_lease_acquire('operator_runtime',"
+                               " 'direct:1:x', 60)").fetchone()[0]
+    pgtap.throws_ok(as_runtime, "SELECT fn_dot_iu_runtime_apply_begin('dot_iu_add_piece',"
+                    " 'operator_runtime', 'direct:1:x', %s)", "55000", COMPOSER_GATE,
+                    params=(epoch,))
+
