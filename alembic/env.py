@@ -1,6 +1,6 @@
 """Alembic environment for the IU Core operator-runtime substrate.
 
-Online and offline (``--sql``) runs share one discipline:
+Online and offline (``--sql``) runs share one discipline (docs/migrations.md):
 
 * one transaction per migration (``transaction_per_migration``);
 * revisions read their options (``-x lock_timeout=5s``, ``-x allow_data_loss=true``) from the
@@ -9,13 +9,26 @@ Online and offline (``--sql``) runs share one discipline:
   the current revision; offline: the rendered script takes it first);
 * every applied step is recorded in ``public.substrate_migration_history`` with the SHA-256 of
   the revision's SQL rendered with default options, by a statement that is itself part of the
-  step's transaction (and of the rendered script), so online and offline record the same value.
+  step's transaction (and of the rendered script), so online and offline record the same value;
+* a downgrade of more than one step is rehearsed first: every step runs once, in one
+  transaction that is rolled back, so a guard that refuses anywhere in the range refuses before
+  the first step changes anything. Between steps the rehearsal checks deferred constraints
+  (``SET CONSTRAINTS ALL IMMEDIATE``), as each step's commit would. Online the rehearsal runs
+  here; offline it is rendered at the top of the script (``BEGIN`` ... ``ROLLBACK``), so
+  ``psql -v ON_ERROR_STOP=1`` stops there;
+* a database error, a refused guard, a bad URL or an unreachable server ends the run through
+  Alembic's own error path: one ``FAILED: ...`` line naming the step, the SQLSTATE, the message
+  and the hint, and a non-zero exit status; never a traceback.
 
-The database URL comes from ``-x url=...``, then ``$DATABASE_URL``.
+The database: ``config.attributes["connection"]`` when a caller shares one (an Engine or a
+Connection, the Alembic cookbook's way; pytest-alembic does this), else ``-x url=...``, then
+``$DATABASE_URL``. A shared connection already inside a transaction is used as it is: every step
+runs in the caller's transaction, which the caller commits or rolls back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -25,8 +38,11 @@ import sys
 from logging.config import fileConfig
 
 from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
+from alembic.runtime.migration import MigrationContext, RevisionStep
+from alembic.util import CommandError
 from sqlalchemy import create_engine, pool
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from alembic import context
 
@@ -37,6 +53,7 @@ ADVISORY_UNLOCK_SQL = (
 )
 LOCK_TIMEOUT_RE = re.compile(r"^[0-9]{1,9}(us|ms|s|min|h)?$")
 BOOLEAN_WORDS = {"true": True, "false": False}
+KNOWN_OPTIONS = ("url", "lock_timeout", "allow_data_loss")
 
 config = context.config
 if config.config_file_name is not None:
@@ -44,18 +61,28 @@ if config.config_file_name is not None:
 x_args = context.get_x_argument(as_dictionary=True)
 
 
+class MigrationFailed(CommandError):
+    """A step failed or was refused. Alembic prints ``FAILED: <message>`` and exits non-zero;
+    a programmatic caller finds the SQLSTATE here and the driver's error as ``__cause__``."""
+
+    def __init__(self, message: str, sqlstate: str | None = None):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
 def substrate_options() -> dict[str, object]:
     """Validate the -x options the revisions understand; refuse anything else."""
-    known = {"url", "lock_timeout", "allow_data_loss"}
-    unknown = sorted(set(x_args) - known)
+    unknown = sorted(set(x_args) - set(KNOWN_OPTIONS))
     if unknown:
-        raise SystemExit(f"unknown -x option(s): {', '.join(unknown)}; known: {sorted(known)}")
+        raise CommandError(
+            f"unknown -x option(s): {', '.join(unknown)}; known: {', '.join(KNOWN_OPTIONS)}"
+        )
     lock_timeout = x_args.get("lock_timeout", "5s")
     if not LOCK_TIMEOUT_RE.match(lock_timeout):
-        raise SystemExit(f"-x lock_timeout={lock_timeout!r}: expected e.g. 5s, 500ms, 1min")
+        raise CommandError(f"-x lock_timeout={lock_timeout!r}: expected e.g. 5s, 500ms, 1min")
     allow = x_args.get("allow_data_loss", "false").lower()
     if allow not in BOOLEAN_WORDS:
-        raise SystemExit(f"-x allow_data_loss={allow!r}: expected true or false")
+        raise CommandError(f"-x allow_data_loss={allow!r}: expected true or false")
     return {"lock_timeout": lock_timeout, "allow_data_loss": BOOLEAN_WORDS[allow]}
 
 
@@ -64,6 +91,24 @@ def database_url() -> str | None:
     if url and url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def describe(error: BaseException) -> tuple[str | None, str]:
+    """(SQLSTATE, "message. DETAIL: ... HINT: ...") of a database error, on one line."""
+    original = getattr(error, "orig", None) or error
+    sqlstate = getattr(original, "sqlstate", None)
+    diag = getattr(original, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag else None
+    text = one_line(primary or str(original).strip() or type(original).__name__)
+    for label, part in (("DETAIL", "message_detail"), ("HINT", "message_hint")):
+        value = getattr(diag, part, None) if diag else None
+        if value:
+            text += f" {label}: {one_line(value)}"
+    return sqlstate, text
 
 
 def render_step(module, direction: str) -> str:
@@ -105,53 +150,211 @@ def record_step(ctx, step, heads, run_args) -> None:
         ctx.connection.exec_driver_sql(statement, execution_options={"no_parameters": True})
 
 
+class Progress:
+    """The steps of this run, and how many have completed (on_version_apply)."""
+
+    def __init__(self) -> None:
+        self.steps: list = []
+        self.done = 0
+
+    def plan(self) -> list:
+        """The steps run_migrations is about to take (Alembic's own step function), for the
+        commands that move the database (upgrade, downgrade, stamp); [] for the others."""
+        ctx = context.get_context()
+        self.steps, self.done = [], 0
+        if ctx.opts.get("destination_rev") is None or ctx.opts.get("dont_mutate"):
+            return self.steps
+        self.steps = list(ctx._migrations_fn(ctx.get_current_heads(), ctx))
+        if not ctx.as_sql and ctx.connection.in_transaction():
+            ctx.connection.rollback()  # the version read above autobegan; nothing to keep
+        return self.steps
+
+    def applied(self, ctx, step, heads, run_args) -> None:
+        self.done += 1
+
+    def current(self) -> str:
+        if self.done < len(self.steps):
+            return self.steps[self.done].short_log
+        return "after the last step"
+
+    def is_multi_step_downgrade(self) -> bool:
+        return len(self.steps) > 1 and all(
+            isinstance(step, RevisionStep) and not step.is_upgrade for step in self.steps
+        )
+
+    def describe_range(self) -> str:
+        first, last = self.steps[0], self.steps[-1]
+        start = ",".join(first.from_revisions_no_deps)
+        end = ",".join(last.to_revisions_no_deps) or "base"
+        return f"{start} -> {end} ({len(self.steps)} steps)"
+
+
+@contextlib.contextmanager
+def quiet_migration_log():
+    """Keep Alembic's 'Running downgrade ...' lines out of the rehearsal."""
+    logger = logging.getLogger("alembic.runtime.migration")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def as_if_committed(ctx, step, heads, run_args) -> None:
+    """on_version_apply of a rehearsal: check the deferred constraints as the step's own commit
+    would (a seed step's deferred foreign key, say), before the next step alters the table."""
+    statement = "SET CONSTRAINTS ALL IMMEDIATE"
+    if ctx.as_sql:
+        ctx.impl.static_output(statement + ";")
+    else:
+        ctx.connection.exec_driver_sql(statement)
+
+
+def configure(progress: Progress, rehearsal: bool = False, **kwargs) -> None:
+    callbacks = [record_step, progress.applied] + ([as_if_committed] if rehearsal else [])
+    context.configure(on_version_apply=callbacks, substrate=substrate_options(), **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# Offline: the script a DBA reviews and runs with psql -v ON_ERROR_STOP=1 -f
+# ---------------------------------------------------------------------------
+
+
 def run_offline() -> None:
-    context.configure(
-        url=database_url() or "postgresql+psycopg://",
-        literal_binds=True,
-        transaction_per_migration=True,
-        on_version_apply=[record_step],
-        substrate=substrate_options(),
-    )
-    context.get_context().impl.static_output(
+    progress = Progress()
+    base = {"url": database_url() or "postgresql+psycopg://", "literal_binds": True}
+    configure(progress, transaction_per_migration=True, **base)
+    output = context.get_context().impl.static_output
+    output(
         "-- Rendered by the substrate Alembic environment. Run with: psql -v ON_ERROR_STOP=1 -f\n"
         "-- Serialize with any concurrent migration run (held until this session ends).\n"
         + ADVISORY_LOCK_SQL
         + ";"
     )
+    if progress.plan() and progress.is_multi_step_downgrade():
+        output(
+            f"-- Rehearsal of the downgrade {progress.describe_range()}: every step runs once in\n"
+            "-- ONE transaction that is rolled back, so a guard that refuses anywhere in the\n"
+            "-- range stops this script (ON_ERROR_STOP) before any step has changed anything.\n"
+            "BEGIN;"
+        )
+        configure(progress, rehearsal=True, transaction_per_migration=False, **base)
+        with quiet_migration_log():
+            context.run_migrations()
+        output(
+            "ROLLBACK;\n"
+            "-- End of the rehearsal. The downgrade itself, one transaction per step:"
+        )
+        configure(progress, transaction_per_migration=True, **base)
     context.run_migrations()
 
 
-def run_online() -> None:
+# ---------------------------------------------------------------------------
+# Online
+# ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def connection_to_use():
+    """(connection, external): the caller's shared connection, else one from the URL."""
+    shared = config.attributes.get("connection")
+    if isinstance(shared, Connection):
+        yield shared, shared.in_transaction()
+        return
+    if shared is not None:  # an Engine, or anything with an Engine's connect()
+        with shared.connect() as connection:
+            yield connection, connection.in_transaction()
+        return
     url = database_url()
     if not url:
-        raise SystemExit(
+        raise CommandError(
             "no database: pass -x url=postgresql://... or set DATABASE_URL "
             "(`make db-up` prints the embedded server's URL)"
         )
-    options = substrate_options()
-    engine = create_engine(url, poolclass=pool.NullPool)
-    with engine.connect() as connection:
-        # Guards and pre-rollback snapshots speak through NOTICE: show them to the operator.
-        connection.connection.driver_connection.add_notice_handler(
-            lambda diag: print(f"{diag.severity}: {diag.message_primary}", file=sys.stderr)
-        )
-        connection.exec_driver_sql(ADVISORY_LOCK_SQL)
-        connection.commit()
+    try:
+        engine = create_engine(url, poolclass=pool.NullPool)
+    except (ArgumentError, ValueError) as error:
+        raise CommandError(f"bad database URL: {one_line(error)}") from None
+    try:
         try:
-            context.configure(
-                connection=connection,
-                transaction_per_migration=True,
-                on_version_apply=[record_step],
-                substrate=options,
-            )
-            context.run_migrations()
-        finally:
-            if connection.in_transaction():
-                connection.rollback()
-            connection.exec_driver_sql(ADVISORY_UNLOCK_SQL)
+            connection = engine.connect()
+        except SQLAlchemyError as error:
+            sqlstate, text = describe(error)
+            where = f"SQLSTATE {sqlstate}" if sqlstate else "the server was not reached"
+            shown = make_url(url).render_as_string(hide_password=True)
+            raise MigrationFailed(
+                f"cannot connect to {shown} ({where}): {text}", sqlstate) from None
+        with connection:
+            yield connection, False
+    finally:
+        engine.dispose()
+
+
+def show_notices(connection) -> None:
+    """Guards and pre-rollback counts speak through NOTICE: show them to the operator."""
+    driver = connection.connection.driver_connection
+    driver.add_notice_handler(
+        lambda diag: None if getattr(driver, "_substrate_quiet", False)
+        else print(f"{diag.severity}: {diag.message_primary}", file=sys.stderr)
+    )
+
+
+def rehearse(connection, progress: Progress) -> None:
+    """Run the whole downgrade in one transaction and roll it back; refuse on any error."""
+    driver = connection.connection.driver_connection
+    driver._substrate_quiet = True
+    try:
+        with quiet_migration_log():
+            transaction = connection.begin()
+            try:
+                configure(progress, rehearsal=True, connection=connection,
+                          transaction_per_migration=False)
+                context.run_migrations()
+            except DBAPIError as error:
+                sqlstate, text = describe(error)
+                raise MigrationFailed(
+                    f"downgrade {progress.describe_range()} refused before any step ran: the "
+                    f"rehearsal stopped at {progress.current()}: SQLSTATE {sqlstate}: {text}",
+                    sqlstate,
+                ) from error
+            finally:
+                transaction.rollback()
+    finally:
+        driver._substrate_quiet = False
+    print(
+        f"rehearsed the downgrade {progress.describe_range()} in one transaction, rolled back: "
+        "no step refuses",
+        file=sys.stderr,
+    )
+
+
+def run_online() -> None:
+    progress = Progress()
+    with connection_to_use() as (connection, external):
+        show_notices(connection)
+        if not external:
+            connection.exec_driver_sql(ADVISORY_LOCK_SQL)
             connection.commit()
-    engine.dispose()
+        try:
+            configure(progress, connection=connection, transaction_per_migration=True)
+            if not external and progress.plan() and progress.is_multi_step_downgrade():
+                rehearse(connection, progress)
+                configure(progress, connection=connection, transaction_per_migration=True)
+                progress.plan()
+            try:
+                context.run_migrations()
+            except DBAPIError as error:
+                sqlstate, text = describe(error)
+                raise MigrationFailed(
+                    f"{progress.current()}: SQLSTATE {sqlstate}: {text}", sqlstate
+                ) from error
+        finally:
+            if not external:
+                if connection.in_transaction():
+                    connection.rollback()
+                connection.exec_driver_sql(ADVISORY_UNLOCK_SQL)
+                connection.commit()
 
 
 if context.is_offline_mode():
