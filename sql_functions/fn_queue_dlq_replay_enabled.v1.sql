@@ -1,0 +1,19 @@
+-- fn_queue_dlq_replay_enabled v1: fail-closed reader of the gate 'queue.dlq.replay_enabled'
+-- (docs/gates.md).
+-- True only when dot_config holds exactly 'true' for the key AND the gate's latest transition
+-- (by transition_id) is an open whose window is live now: what fn_iu_gate_state calls
+-- reads_open. A missing key, any other value, no live window on record: false.
+-- An expired window reads closed at once, before the watchdog tidies the value up.
+-- The first reader of this gate (it had none).
+CREATE OR REPLACE FUNCTION public.fn_queue_dlq_replay_enabled()
+RETURNS boolean
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $function$
+    SELECT coalesce(
+        (SELECT s.reads_open FROM public.fn_iu_gate_state('queue.dlq.replay_enabled') AS s),
+        false
+    )
+$function$;
