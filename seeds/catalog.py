@@ -18,9 +18,14 @@ COLUMNS = (
     "target_function",
     "inverse_command",
     "description",
+    "required_gates",
 )
-# The columns the live catalog must match the registry on (SPEC 5, issue 3).
-LOCKED_FIELDS = COLUMNS[:-1]
+# The columns the rows of each seed revision format carry: format 1 predates required_gates
+# (0013_runtime_substrate), whose rows read as the column's default.
+FORMAT_COLUMNS = {1: COLUMNS[:7], 2: COLUMNS}
+DEFAULTS: dict[str, object] = {"required_gates": []}
+# The columns the live catalog must match the registry on: all but the description.
+LOCKED_FIELDS = tuple(column for column in COLUMNS if column != "description")
 
 Rows = dict[str, dict[str, object]]
 
@@ -78,5 +83,10 @@ def fetch_catalog(conn) -> Rows | None:
     exists = conn.execute("SELECT pg_catalog.to_regclass(%s) IS NOT NULL", (CATALOG_TABLE,))
     if not exists.fetchone()[0]:
         return None
-    cursor = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM {CATALOG_TABLE} ORDER BY command_name")
+    has_gates = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = %s::regclass"
+        " AND attname = 'required_gates' AND NOT attisdropped)", (CATALOG_TABLE,)).fetchone()[0]
+    columns = [column if column != "required_gates" or has_gates
+               else "'{}'::text[] AS required_gates" for column in COLUMNS]
+    cursor = conn.execute(f"SELECT {', '.join(columns)} FROM {CATALOG_TABLE} ORDER BY command_name")
     return {row[0]: dict(zip(COLUMNS, row, strict=True)) for row in cursor.fetchall()}

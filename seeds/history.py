@@ -12,7 +12,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from seeds.catalog import COLUMNS, Rows
+from seeds.catalog import DEFAULTS, FORMAT_COLUMNS, Rows
 
 
 class HistoryError(Exception):
@@ -120,9 +120,9 @@ def heads(revisions: list[RevisionFile]) -> list[str]:
     return sorted(item.revision for item in revisions if item.revision not in parents)
 
 
-def _row_problems(where: str, row: dict, complete: bool) -> list[str]:
+def _row_problems(where: str, row: dict, complete: bool, columns: tuple[str, ...]) -> list[str]:
     keys = set(row)
-    expected = set(COLUMNS)
+    expected = set(columns)
     if complete and keys != expected:
         return [f"{where}: row keys {sorted(keys)} are not the catalog columns {sorted(expected)}"]
     if not keys <= expected:
@@ -134,18 +134,26 @@ def apply_seed(rows: Rows, item: RevisionFile) -> list[str]:
     """Replay one seed revision onto ``rows`` (in place); the problems it runs into."""
     seed = item.seed
     name = item.path.name
+    columns = FORMAT_COLUMNS.get(seed.format)
+    if columns is None:
+        return [f"{name}: unknown SEED_FORMAT {seed.format!r}"]
+
+    def whole(row: dict) -> dict:
+        """The row with the columns its format predates at their defaults."""
+        return {**{column: DEFAULTS[column] for column in DEFAULTS if column not in row}, **row}
+
     problems = []
     for row in seed.insert:
-        problems += _row_problems(f"{name} SEED_INSERT", row, complete=True)
+        problems += _row_problems(f"{name} SEED_INSERT", row, True, columns)
         command = row.get("command_name")
         if command in rows:
             problems.append(f"{name}: inserts {command}, which an earlier seed revision delivers")
         else:
-            rows[command] = dict(row)
+            rows[command] = whole(row)
     for change in seed.update:
         command = change.get("command_name")
         old, new = change.get("old", {}), change.get("new", {})
-        problems += _row_problems(f"{name} SEED_UPDATE {command}", old, complete=False)
+        problems += _row_problems(f"{name} SEED_UPDATE {command}", old, False, columns)
         if set(old) != set(new) or "command_name" in old:
             problems.append(f"{name}: update of {command} must name the same non-key fields")
         if command not in rows:
@@ -156,9 +164,9 @@ def apply_seed(rows: Rows, item: RevisionFile) -> list[str]:
             problems.append(f"{name}: updates {command} from old values that differ on {stale}")
         rows[command].update(new)
     for row in seed.delete:
-        problems += _row_problems(f"{name} SEED_DELETE", row, complete=True)
+        problems += _row_problems(f"{name} SEED_DELETE", row, True, columns)
         command = row.get("command_name")
-        if rows.get(command) != row:
+        if rows.get(command) != whole(row):
             problems.append(f"{name}: deletes {command}, not as an earlier seed delivered it")
         rows.pop(command, None)
     return problems

@@ -82,6 +82,7 @@ class DotCommand:
             "target_function": self.target.signature,
             "inverse_command": self.inverse,
             "description": self.description,
+            "required_gates": [gate] if (gate := gate_for(self)) else [],
         }
 
 
@@ -124,7 +125,12 @@ GATE_OPEN = _fn(
 GATE_CLOSE = _fn("fn_iu_gate_close", ("p_gate", "text"), ("p_actor", "text"), ("p_reason", "text"))
 GATE_VERIFY_CLOSED = _fn("fn_iu_gate_verify_closed", ("p_gate", "text"))
 GATE_WATCHDOG = _fn("fn_iu_gate_watchdog", ("p_actor", "text"))
-PACKAGE_FUNCTIONS = (GATE_OPEN, GATE_CLOSE, GATE_VERIFY_CLOSED, GATE_WATCHDOG)
+# The operator runtime's lease (docs/runtime.md): an operator's break is a catalogued command, so
+# it is audited in the run ledger like the gate protocol's calls.
+LEASE_BREAK = _fn(
+    "fn_dot_iu_runtime_lease_break", ("p_lease", "text"), ("p_actor", "text"), ("p_reason", "text")
+)
+PACKAGE_FUNCTIONS = (GATE_OPEN, GATE_CLOSE, GATE_VERIFY_CLOSED, GATE_WATCHDOG, LEASE_BREAK)
 
 # SPEC 3.3: the initial vocabulary, 17 commands over the 15 IU Core functions above.
 IU_CORE_COMMANDS: tuple[DotCommand, ...] = (
@@ -323,7 +329,20 @@ GATE_COMMANDS: tuple[DotCommand, ...] = (
     ),
 )
 
-DOT_COMMANDS: tuple[DotCommand, ...] = IU_CORE_COMMANDS + GATE_COMMANDS
+# The operator runtime's own command (docs/runtime.md).
+RUNTIME_COMMANDS: tuple[DotCommand, ...] = (
+    DotCommand(
+        name="dot_iu_runtime_lease_break",
+        category="health",
+        mutating=True,
+        reversible=False,
+        target=LEASE_BREAK,
+        inverse=None,
+        description="Free the operator runtime's lease from whoever holds it (audited).",
+    ),
+)
+
+DOT_COMMANDS: tuple[DotCommand, ...] = IU_CORE_COMMANDS + GATE_COMMANDS + RUNTIME_COMMANDS
 
 # Target function (schema-qualified name) -> the governable gate that must be open to APPLY a
 # command calling it (SPEC 3.3, last column). A function absent here needs no gate.

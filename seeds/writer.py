@@ -2,7 +2,10 @@
 
 The file carries its rows as literals (``SEED_INSERT``, ``SEED_UPDATE``, ``SEED_DELETE``) and
 builds its SQL from them at run time with its own small quoting function; it never imports
-``seeds/``. The code around the rows is ``templates/seed_revision.v1.py.tmpl`` (format 1).
+``seeds/``. The code around the rows is a template per format, in ``templates/``:
+``seed_revision.v1.py.tmpl`` (format 1: seven columns, its own copy of the revision helpers)
+and ``seed_revision.v2.py.tmpl`` (format 2, from 0013_runtime_substrate on: required_gates too,
+and the shared revision helpers, so the step acts as the owner role).
 ``seeds.check`` re-renders every committed seed revision and compares the bytes, and the file
 carries ``SEED_SHA256`` of its rows, so a hand edit of a generated file (code or rows) is caught.
 Changing the template (for instance when alembic/script.py.mako's helpers change) therefore
@@ -18,8 +21,11 @@ from pathlib import Path
 
 from seeds.changes import Changes
 
-SEED_FORMAT = 1
-TEMPLATES = {1: Path(__file__).resolve().parent / "templates" / "seed_revision.v1.py.tmpl"}
+SEED_FORMAT = 2
+TEMPLATES = {
+    number: Path(__file__).resolve().parent / "templates" / f"seed_revision.v{number}.py.tmpl"
+    for number in (1, 2)
+}
 LINE_LENGTH = 100
 REVISION_ID_MAX = 32  # alembic_version.version_num is varchar(32)
 MESSAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ,.:;()'_/-]{0,79}$")
@@ -63,6 +69,12 @@ def _value(value: object, indent: int, prefix: str) -> list[str]:
         return [*lines, f"{pad}}},"]
     if value is None or isinstance(value, bool):
         return [f"{pad}{prefix}{value!r},"]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        literal = "[" + ", ".join(json.dumps(item, ensure_ascii=False) for item in value) + "]"
+        if indent + len(prefix) + len(literal) + 1 <= LINE_LENGTH:
+            return [f"{pad}{prefix}{literal},"]
+        inner = [f"{pad}    {json.dumps(item, ensure_ascii=False)}," for item in value]
+        return [f"{pad}{prefix}[", *inner, f"{pad}],"]
     raise TypeError(f"cannot render {value!r} in a seed revision")
 
 
@@ -86,7 +98,15 @@ def _part(title: str, items: list[str]) -> str:
     return "\n".join([f"  {title}{':' if items else '.'}", *(f"    {item}" for item in items)])
 
 
-def _docstring(revision: str, down_revision: str | None, message: str, changes: Changes) -> str:
+# What a seed revision of each format needs in the database (its docstring says so).
+REQUIRES = {
+    1: "table public.dot_iu_command_catalog (0003_operator_runtime)",
+    2: "column dot_iu_command_catalog.required_gates (0013_runtime_substrate)",
+}
+
+
+def _docstring(revision: str, down_revision: str | None, message: str, changes: Changes,
+               seed_format: int) -> str:
     lines = [
         message,
         "",
@@ -111,7 +131,7 @@ def _docstring(revision: str, down_revision: str | None, message: str, changes: 
             [f"- {row['command_name']}" for row in changes.delete],
         ),
         "  Running it twice changes nothing the second time.",
-        "Requires: table public.dot_iu_command_catalog (0003_operator_runtime); the rows it",
+        f"Requires: {REQUIRES[seed_format]}; the rows it",
         "  updates or deletes as the earlier seed revisions delivered them.",
         "Reverses: the same statements backwards: re-inserts the deleted rows (ON CONFLICT DO",
         "  NOTHING), restores the old values where the new ones still hold, and deletes exactly",
@@ -144,7 +164,8 @@ def render_revision(
     return (
         TEMPLATES[seed_format]
         .read_text()
-        .replace("@DOCSTRING@\n", _docstring(revision, down_revision, message, changes))
+        .replace("@DOCSTRING@\n",
+                 _docstring(revision, down_revision, message, changes, seed_format))
         .replace("@REVISION@", json.dumps(revision))
         .replace("@DOWN_REVISION@", "None" if down_revision is None else json.dumps(down_revision))
         .replace("@SEED_ROWS@", rows)
