@@ -127,8 +127,8 @@ def pg() -> Server:
 def _alembic_tree(versions: Path | None, scratch: Path) -> Path:
     """An alembic.ini for the project tree, or for a throw-away copy of another versions folder.
 
-    The copy keeps the project layout (alembic/env.py, alembic/versions, sql_functions), so
-    revisions find their function files at the same relative place.
+    The copy keeps the project layout (alembic/env.py, alembic/versions, the revision helpers,
+    sql_functions, sql_views), so revisions find the files they read at the same relative place.
     """
     if versions is None:
         return PROJECT_ROOT / "alembic.ini"
@@ -138,7 +138,9 @@ def _alembic_tree(versions: Path | None, scratch: Path) -> Path:
         shutil.copy(PROJECT_ROOT / "alembic" / name, tree / "alembic" / name)
     shutil.copytree(versions, tree / "alembic" / "versions",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    (tree / "sql_functions").symlink_to(PROJECT_ROOT / "sql_functions")
+    (tree / "alembic" / "helpers").symlink_to(PROJECT_ROOT / "alembic" / "helpers")
+    for folder in ("sql_functions", "sql_views"):
+        (tree / folder).symlink_to(PROJECT_ROOT / folder)
     ini = (PROJECT_ROOT / "alembic.ini").read_text()
     (tree / "alembic.ini").write_text(ini)
     return tree / "alembic.ini"

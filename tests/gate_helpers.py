@@ -87,5 +87,35 @@ def counts(conn) -> tuple[int, int]:
 
 
 def set_value(conn, gate: str, new_value: str) -> None:
-    """Write a gate behind the protocol's back (how an orphaned open comes about)."""
-    conn.execute("UPDATE dot_config SET value = %s WHERE key = %s", (new_value, gate))
+    """Write a gate behind the protocol's back (how an orphaned open comes about). From
+    0011_gates_fail_closed the database refuses such a write (tg_dot_config_gate_guard), so it
+    is made with the guard disabled, as only a superuser can."""
+    guarded = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = "
+                           "'tg_dot_config_gate_guard')").fetchone()[0]
+    with conn.transaction():
+        if guarded:
+            conn.execute("ALTER TABLE dot_config DISABLE TRIGGER tg_dot_config_gate_guard")
+        conn.execute("UPDATE dot_config SET value = %s WHERE key = %s", (new_value, gate))
+        if guarded:
+            conn.execute("ALTER TABLE dot_config ENABLE ALWAYS TRIGGER tg_dot_config_gate_guard")
+
+
+# Maintenance for a raw DELETE or TRUNCATE of a ledger: the deleting transaction names itself
+# (fn_dot_iu_append_only_guard v2; docs/seals.md).
+MAINTENANCE = ("SELECT pg_catalog.set_config('dot_iu.ledger_maintenance', "
+               "pg_catalog.pg_current_xact_id()::text, true)")
+
+
+def write_run(conn, command: str, mode: str, status: str, actor: str = "ops",
+              digest: str = "0123456789abcdef0123456789abcdef") -> int:
+    """One run-ledger row, through the logger except an applied apply row: the logger writes
+    that only while the command's gates read open (docs/runtime.md), so tests that count rows
+    with every gate shut write it as the owner would, directly."""
+    if (mode, status) == ("apply", "applied"):
+        return conn.execute(
+            "INSERT INTO dot_iu_command_run (command_name, run_mode, run_status, mutating, actor,"
+            " params_digest) SELECT %s, %s, %s, coalesce((SELECT c.mutating FROM"
+            " dot_iu_command_catalog AS c WHERE c.command_name = %s), true), %s, %s"
+            " RETURNING run_id", (command, mode, status, command, actor, digest)).fetchone()[0]
+    return conn.execute("SELECT fn_dot_iu_command_log(%s, %s, %s, %s, %s)",
+                        (command, mode, status, actor, digest)).fetchone()[0]

@@ -78,10 +78,25 @@ CASES = {
         [("columns", "public.dot_config.updated_at", "changed")],
         "default: expected now(), found (none)",
     ),
-    "revoked grant": (
-        "REVOKE SELECT ON public.dot_config FROM CURRENT_USER",
+    "revoked owner privilege": (
+        "REVOKE SELECT ON public.dot_config FROM dot_iu_owner",
         [("privileges", "table public.dot_config to OWNER", "changed")],
         "privileges: lacks SELECT",
+    ),
+    "revoked package grant": (
+        "REVOKE SELECT ON public.dot_iu_command_catalog FROM dot_iu_runtime",
+        [("privileges", "table public.dot_iu_command_catalog to dot_iu_runtime", "missing")],
+        None,
+    ),
+    "grant to a login": (
+        "GRANT SELECT ON public.dot_iu_command_run TO pg_read_all_data",
+        [("privileges", "table public.dot_iu_command_run to pg_read_all_data", "unexpected")],
+        None,
+    ),
+    "owner changed to a login": (
+        "ALTER TABLE public.dot_iu_ledger_seal OWNER TO CURRENT_USER",
+        [("owners", "table public.dot_iu_ledger_seal", "changed")],
+        "owner: expected dot_iu_owner, found a login",
     ),
     "unexpected grant": (
         "GRANT EXECUTE ON FUNCTION public.fn_iu_composer_enabled() TO PUBLIC",
@@ -143,7 +158,7 @@ CASES = {
     "dropped view": (
         "DROP VIEW public.v_dot_iu_command_run_health",
         [("views", "public.v_dot_iu_command_run_health", "missing")],
-        "with its columns (8), comments (1), privileges (1)",
+        "with its columns (8), comments (1), privileges (4), owners (1)",
     ),
     "disabled trigger": (
         "ALTER TABLE public.dot_iu_command_run DISABLE TRIGGER tg_dot_iu_command_run_append_only",
@@ -209,8 +224,7 @@ def test_config_keys_no_revision_creates_are_information_not_drift(db, expected_
 
 
 def test_an_open_gate_is_information_not_drift(db, expected_head):
-    db.execute("UPDATE public.dot_config SET value = 'true' "
-               "WHERE key = 'iu_core.composer_enabled'")
+    db.execute("SELECT fn_iu_gate_open('iu_core.composer_enabled', 'CHG-1', 'ops', 'x', 600)")
     findings, information = drift_of(db, expected_head)
     assert findings == []
     assert len(information) == 1

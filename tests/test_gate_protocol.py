@@ -117,11 +117,15 @@ def test_gate_open_refuses_an_open_gate_with_55000_and_leaves_it_as_it_was(db):
     assert_no_trace(db, before, before_counts)
 
 
-def test_gate_open_refuses_a_gate_set_true_by_hand_with_55000(db):
+def test_gate_open_opens_a_window_over_a_gate_set_true_by_hand(db):
+    """A value set to 'true' behind the protocol reads closed (no window), so it is not
+    'already open': an approved open gives it a real window (docs/gates.md)."""
     set_value(db, GATE, "true")
-    before = config(db)
+    assert db.execute("SELECT fn_iu_composer_enabled()").fetchone()[0] is False
+    opened = gate_open(db)
+    assert opened["prev_value"] == "true"
+    assert db.execute("SELECT fn_iu_composer_enabled()").fetchone()[0] is True
     refuses(db, open_call(), "55000", "already open")
-    assert_no_trace(db, before)
 
 
 def test_gate_open_refuses_an_already_open_gate_only_after_the_argument_rules(db):
@@ -209,7 +213,11 @@ def test_gate_open_audits_one_applied_ledger_row_without_approval_or_reason(db):
     text = str(evidence)
     assert "CHG-1042" not in text and "deploy 7.3" not in text
     assert evidence["gate"] == GATE and evidence["new_value"] == "true"
-    assert snapshot[GATE] == "true"
+    assert snapshot[GATE] == "false", "the open's own row records the gate as it stood before"
+    after = db.execute("SELECT fn_dot_iu_command_log('dot_iu_healthcheck', 'plan', 'planned', "
+                       "'ops', repeat('a', 32))").fetchone()[0]
+    assert db.execute("SELECT gate_snapshot ->> %s FROM dot_iu_command_run WHERE run_id = %s",
+                      (GATE, after)).fetchone()[0] == "true"
 
 
 def test_gate_close_sets_false_and_audits_twice(db):
@@ -275,7 +283,8 @@ def test_verify_closed_reports_every_gate_governable_first(db):
     assert [(g["gate"], g["class"]) for g in report["gates"]] == (
         [(gate, "governable") for gate in sorted(GOVERNABLE)]
         + [(gate, "never-flip") for gate in sorted(NEVER_FLIP)])
-    assert set(report["gates"][0]) == {"gate", "class", "present", "value", "open", "safe",
+    assert set(report["gates"][0]) == {"gate", "class", "present", "value", "open", "reads_open",
+                                       "safe",
                                        "window", "orphaned"}
     assert all(g["present"] and g["value"] == "false" and g["safe"] for g in report["gates"])
 

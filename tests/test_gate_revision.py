@@ -85,9 +85,11 @@ def test_transition_ledger_check_constraints_exist(db, check):
     pgtap.has_check(db, "iu_gate_transition", check)
 
 
-def test_transition_ledger_is_indexed_by_gate_and_recency_and_references_the_run_ledger(db):
-    pgtap.has_index(db, "iu_gate_transition", "ix_iu_gate_transition_gate_key_created_at",
-                    ["gate_key", "created_at DESC"])
+def test_transition_ledger_is_indexed_by_gate_and_order_and_references_the_run_ledger(db):
+    """The readers find a gate's latest transition by transition_id (0011_gates_fail_closed
+    replaced 0006's index by created_at, a time a writer chooses)."""
+    pgtap.has_index(db, "iu_gate_transition", "ix_iu_gate_transition_gate_key_transition_id",
+                    ["gate_key", "transition_id DESC"])
     pgtap.has_fk(db, "iu_gate_transition", "fk_iu_gate_transition_run_id")
 
 
@@ -141,7 +143,7 @@ def test_gate_commands_are_catalogued(db):
                      [(4,)])
 
 
-def test_runtime_reader_is_v2_stable_definer_and_revoked(db):
+def test_runtime_reader_is_a_stable_definer_on_the_gate_state(db):
     args: list[str] = []
     pgtap.volatility_is(db, "fn_dot_iu_operator_runtime_enabled", args, "stable")
     pgtap.is_definer(db, "fn_dot_iu_operator_runtime_enabled", args)
@@ -150,22 +152,37 @@ def test_runtime_reader_is_v2_stable_definer_and_revoked(db):
     definition = db.execute(
         "SELECT pg_get_functiondef('fn_dot_iu_operator_runtime_enabled()'::regprocedure)"
     ).fetchone()[0]
-    assert "iu_gate_transition" in definition
+    assert "fn_iu_gate_state('iu_core.operator_runtime_enabled')" in definition
 
 
 # --- downgrade guards -------------------------------------------------------------------------
+# Each guard is proved on its own step: the clone (nothing in it but what the test writes) is
+# taken down to the reader revision first, so the guards of the later revisions, which a
+# downgrade from head rehearses before any step, are not what answers.
 
-def test_gate_downgrade_is_refused_online_while_a_gate_is_open(db, db_url, alembic):
+
+def output(result) -> str:
+    return result.stdout + result.stderr
+
+
+@pytest.fixture
+def at_reader_revision(db, db_url, alembic):
+    alembic(db_url, "-x", "allow_data_loss=true", "downgrade", READER_REVISION)
+    assert version(db) == READER_REVISION
+    return db
+
+def test_gate_downgrade_is_refused_online_while_a_gate_is_open(at_reader_revision, db, db_url,
+                                                               alembic):
     gate_open(db)
     result = alembic(db_url, "-x", "allow_data_loss=true", "downgrade", BEFORE_GATES,
                      check=False)
     assert result.returncode != 0
     assert ("refusing to remove the gate protocol while governable gate(s) are open: "
-            f"{GATE}") in result.stderr
+            f"{GATE}") in output(result)
     pgtap.has_table(db, "iu_gate_transition")
     pgtap.results_eq(db, "SELECT value FROM dot_config WHERE key = %s", [("true",)],
                      params=(GATE,))
-    assert version(db) == GATE_REVISION  # the reader step above it went through
+    assert version(db) == READER_REVISION  # rehearsed: refused before the reader step
     # The catalog still knows dot_iu_gate_close (seeded before the protocol): the gate closes,
     # then the downgrade goes through.
     gate_close(db)
@@ -173,20 +190,20 @@ def test_gate_downgrade_is_refused_online_while_a_gate_is_open(db, db_url, alemb
     pgtap.hasnt_table(db, "iu_gate_transition")
 
 
-def test_gate_downgrade_is_refused_for_a_gate_set_true_by_hand(db, db_url, alembic):
+def test_gate_downgrade_is_refused_for_a_gate_set_true_by_hand(at_reader_revision, db, db_url,
+                                                               alembic):
     set_value(db, "queue.dlq.replay_enabled", "true")
     result = alembic(db_url, "downgrade", BEFORE_GATES, check=False)
     assert result.returncode != 0
-    assert "governable gate(s) are open: queue.dlq.replay_enabled" in result.stderr
+    assert "governable gate(s) are open: queue.dlq.replay_enabled" in output(result)
     pgtap.has_table(db, "iu_gate_transition")
 
 
-def test_gate_downgrade_is_refused_by_the_rendered_sql_while_a_gate_is_open(db, psql):
+def test_gate_downgrade_is_refused_by_the_rendered_sql_while_a_gate_is_open(
+        at_reader_revision, db, db_url, alembic, psql):
     gate_open(db)
-    # The whole range first (its reader step goes through), then the protocol step alone, with
-    # the data-loss acknowledgement, which does not lift this guard.
-    for options, start in (((), "head"), (("-x", "allow_data_loss=true"), GATE_REVISION)):
-        script = render_sql(*options, "downgrade", f"{start}:{BEFORE_GATES}")
+
+    def refused(script: str, at: str) -> None:
         assert "refusing to remove the gate protocol" in script
         result = psql(db.info.dbname, script, check=False)
         assert result.returncode != 0
@@ -194,20 +211,28 @@ def test_gate_downgrade_is_refused_by_the_rendered_sql_while_a_gate_is_open(db, 
         pgtap.has_table(db, "iu_gate_transition")
         pgtap.results_eq(db, "SELECT value FROM dot_config WHERE key = %s", [("true",)],
                          params=(GATE,))
-        assert version(db) == GATE_REVISION
+        assert version(db) == at
+
+    # The reader step and the protocol step, rehearsed together: refused before either runs.
+    refused(render_sql("downgrade", f"{READER_REVISION}:{BEFORE_GATES}"), READER_REVISION)
+    # The protocol step alone, with the data-loss acknowledgement, which does not lift it.
+    alembic(db_url, "downgrade", GATE_REVISION)
+    refused(render_sql("-x", "allow_data_loss=true", "downgrade",
+                       f"{GATE_REVISION}:{BEFORE_GATES}"), GATE_REVISION)
 
 
 def test_gate_downgrade_keeps_the_transition_ledger_without_the_data_loss_acknowledgement(
-        db, db_url, alembic):
+        at_reader_revision, db, db_url, alembic):
     gate_open(db)
     gate_close(db)
     result = alembic(db_url, "downgrade", BEFORE_GATES, check=False)
     assert result.returncode != 0
-    assert "refusing to drop the gate transition ledger: it holds 2 row(s)" in result.stderr
+    assert "refusing to drop the gate transition ledger: it holds 2 row(s)" in output(result)
     pgtap.row_count_is(db, "SELECT 1 FROM iu_gate_transition", 2)
 
 
-def test_gate_downgrade_is_allowed_once_the_gate_is_closed(db, db_url, alembic):
+def test_gate_downgrade_is_allowed_once_the_gate_is_closed(at_reader_revision, db, db_url,
+                                                           alembic):
     gate_open(db)
     gate_close(db)
     result = alembic(db_url, "-x", "allow_data_loss=true", "downgrade", BEFORE_GATES)
@@ -225,17 +250,17 @@ def test_gate_downgrade_by_rendered_sql_is_allowed_once_closed(db, psql):
     gate_open(db)
     gate_close(db)
     psql(db.info.dbname, render_sql("-x", "allow_data_loss=true", "downgrade",
-                                    f"head:{BEFORE_GATES}"))
+                                    f"{version(db)}:{BEFORE_GATES}"))
     pgtap.hasnt_table(db, "iu_gate_transition")
     assert version(db) == BEFORE_GATES
 
 
-def test_runtime_reader_downgrade_is_refused_while_the_runtime_gate_reads_true(db, db_url,
-                                                                               alembic, psql):
+def test_runtime_reader_downgrade_is_refused_while_the_runtime_gate_reads_true(
+        at_reader_revision, db, db_url, alembic, psql):
     gate_open(db, RUNTIME_GATE, ttl=1)
     result = alembic(db_url, "downgrade", GATE_REVISION, check=False)
     assert result.returncode != 0
-    assert "refusing to restore the v1 runtime gate reader" in result.stderr
+    assert "refusing to restore the v1 runtime gate reader" in output(result)
     script = render_sql("downgrade", f"{READER_REVISION}:{GATE_REVISION}")
     assert "refusing to restore the v1 runtime gate reader" in script
     assert psql(db.info.dbname, script, check=False).returncode != 0
@@ -247,7 +272,7 @@ def test_runtime_reader_downgrade_is_refused_while_the_runtime_gate_reads_true(d
 
 def test_runtime_reader_downgrade_restores_v1_which_reads_the_value_alone(db, db_url, alembic):
     head = version(db)
-    alembic(db_url, "downgrade", GATE_REVISION)
+    alembic(db_url, "-x", "allow_data_loss=true", "downgrade", GATE_REVISION)
     assert version(db) == GATE_REVISION
     set_value(db, RUNTIME_GATE, "true")  # no window on record: v1 reads it, v2 would not
     pgtap.results_eq(db, "SELECT fn_dot_iu_operator_runtime_enabled()", [(True,)])
@@ -258,6 +283,7 @@ def test_runtime_reader_downgrade_restores_v1_which_reads_the_value_alone(db, db
     alembic(db_url, "upgrade", head)
     set_value(db, RUNTIME_GATE, "true")
     pgtap.results_eq(db, "SELECT fn_dot_iu_operator_runtime_enabled()", [(False,)])
+    set_value(db, RUNTIME_GATE, "false")
 
 
 def test_runtime_reader_upgrade_warns_about_a_windowless_true_value(pg, empty_db_name, alembic):

@@ -1,37 +1,47 @@
-"""The gate snapshot row (0009_tally_watermark): what the logger records as a run's gate_snapshot.
+"""The gate snapshot row (docs/gates.md): what the logger records as a run's gate_snapshot.
 
-dot_iu_gate_snapshot must equal, at every moment and for every transaction, the aggregate of the
-known gates in dot_config that the logger used to compute on each call: after any write to
-dot_config, inside the writer's own transaction, and under concurrent writers of different
-gates. Gate writers lock that row before their gate row, so a transaction that changes several
-gates cannot deadlock with another gate call.
+dot_iu_gate_snapshot holds what the gate readers say (fn_iu_gate_state: 'true' only inside a
+live window) for every gate, and valid_until, when the first window in it ends. It must equal
+the readings at every moment and for every transaction: after any write to a gate key of
+dot_config or to the transition ledger, inside the writer's own transaction, and under
+concurrent gate calls; past valid_until the logger computes the readings afresh. Writers of
+other dot_config keys never touch it. Gate writers lock it before their gate row, so a
+transaction that changes several gates cannot deadlock with another gate call.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 import pgtap
 import psycopg
 import pytest
-from gate_helpers import close_call, open_call
+from gate_helpers import GOVERNABLE, NEVER_FLIP, close_call, gate_open, open_call, set_value
 
 DIGEST = "0123456789abcdef0123456789abcdef"
 SNAPSHOT = "SELECT snapshot FROM dot_iu_gate_snapshot"
-# The logger v2's aggregate, written here independently of the refresh function.
+# The readings, written here independently of the refresh function: a gate reads open when its
+# value is exactly 'true' and its latest transition (by id) is an open live now.
 PLAIN = """
-SELECT coalesce(jsonb_object_agg(c.key, c.value), '{}')
-  FROM dot_config AS c
- WHERE c.key IN ('iu_core.composer_enabled', 'iu_core.structure_ops_enabled',
-                 'iu_core.delivery_enabled', 'iu_core.three_axis_auto_refresh_enabled',
-                 'queue.job_substrate.enabled', 'queue.dlq.replay_enabled',
-                 'iu_enact.allow_no_review_decision', 'iu_core.vector_sync_enabled',
-                 'iu_core.operator_runtime_enabled')"""
+SELECT jsonb_object_agg(g.key, CASE WHEN c.value = 'true' AND coalesce((
+           SELECT t.action = 'open' AND t.created_at <= clock_timestamp()
+                  AND t.expires_at > clock_timestamp()
+                  AND t.expires_at <= clock_timestamp() + interval '1 hour'
+             FROM iu_gate_transition AS t WHERE t.gate_key = g.key
+            ORDER BY t.transition_id DESC LIMIT 1), false) THEN 'true' ELSE 'false' END)
+  FROM unnest(%s::text[]) AS g (key)
+  LEFT JOIN dot_config AS c ON c.key = g.key"""
+GATES = list(GOVERNABLE + NEVER_FLIP)
+
+
+def readings(conn) -> dict:
+    return conn.execute(PLAIN, (GATES,)).fetchone()[0]
 
 
 def assert_fresh(conn, what: str) -> None:
-    pgtap.results_eq(conn, SNAPSHOT, [conn.execute(PLAIN).fetchone()],
-                     description=f"dot_iu_gate_snapshot equals dot_config's gates ({what})")
+    pgtap.results_eq(conn, SNAPSHOT, [(readings(conn),)],
+                     description=f"dot_iu_gate_snapshot equals the readings ({what})")
 
 
 def log(conn) -> dict:
@@ -41,11 +51,12 @@ def log(conn) -> dict:
                         (run_id,)).fetchone()[0]
 
 
-def test_the_snapshot_row_has_its_shape_trigger_and_no_public_privileges(db):
+def test_the_snapshot_row_has_its_shape_triggers_and_no_public_privileges(db):
     table = "dot_iu_gate_snapshot"
     pgtap.has_table(db, table)
     pgtap.col_is_pk(db, table, ["singleton"])
     pgtap.col_type_is(db, table, "snapshot", "jsonb")
+    pgtap.col_type_is(db, table, "valid_until", "timestamp with time zone")
     pgtap.col_not_null(db, table, "snapshot")
     pgtap.has_comment(db, "table", table)
     pgtap.table_privs_are(db, table, "public", [])
@@ -53,57 +64,95 @@ def test_the_snapshot_row_has_its_shape_trigger_and_no_public_privileges(db):
     pgtap.throws_ok(db, f"INSERT INTO {table} (singleton, snapshot) VALUES (false, '{{}}')",
                     "23514")
     pgtap.throws_ok(db, f"UPDATE {table} SET snapshot = '[]'", "23514")
-    pgtap.has_trigger(db, "dot_config", "tg_dot_config_gate_snapshot")
-    pgtap.trigger_is(db, "dot_config", "tg_dot_config_gate_snapshot",
-                     "public.fn_dot_iu_gate_snapshot_sync")
-    pgtap.results_eq(
-        db, "SELECT pg_get_triggerdef(oid) ~ 'AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON"
-        " public.dot_config FOR EACH STATEMENT' FROM pg_trigger"
-        " WHERE tgname = 'tg_dot_config_gate_snapshot'", [(True,)])
+    for table_name, trigger, definition in (
+            ("dot_config", "tg_dot_config_gate_snapshot",
+             "AFTER INSERT OR DELETE OR UPDATE ON public.dot_config FOR EACH ROW"),
+            ("dot_config", "tg_dot_config_gate_snapshot_truncate",
+             "AFTER TRUNCATE ON public.dot_config FOR EACH STATEMENT"),
+            ("iu_gate_transition", "tg_iu_gate_transition_gate_snapshot",
+             "AFTER INSERT ON public.iu_gate_transition FOR EACH STATEMENT")):
+        pgtap.trigger_is(db, table_name, trigger, "public.fn_dot_iu_gate_snapshot_sync")
+        pgtap.results_eq(db, "SELECT pg_get_triggerdef(oid) ~ %s FROM pg_trigger"
+                         " WHERE tgname = %s", [(True,)], params=(definition, trigger))
     assert_fresh(db, "as migrated")
+    assert set(db.execute(SNAPSHOT).fetchone()[0]) == set(GATES)
 
 
-def test_every_kind_of_write_to_dot_config_refreshes_it(db):
+def test_every_kind_of_write_that_changes_a_reading_refreshes_it(db):
+    gate_open(db, gate="iu_core.delivery_enabled", ttl=600)
+    assert_fresh(db, "an open")
+    assert db.execute(SNAPSHOT).fetchone()[0]["iu_core.delivery_enabled"] == "true"
     db.execute("UPDATE dot_config SET value = 'maybe' WHERE key = 'iu_core.delivery_enabled'")
-    assert_fresh(db, "update of a gate")
+    assert_fresh(db, "a gate set to a value that reads closed")
     db.execute("DELETE FROM dot_config WHERE key = 'queue.dlq.replay_enabled'")
-    assert_fresh(db, "delete of a gate")
-    assert "queue.dlq.replay_enabled" not in db.execute(SNAPSHOT).fetchone()[0]
+    assert_fresh(db, "a deleted gate reads closed")
     db.execute("INSERT INTO dot_config (key, value) VALUES ('queue.dlq.replay_enabled', 'x')")
     assert_fresh(db, "insert of a gate")
-    before = db.execute(SNAPSHOT).fetchone()[0]
-    db.execute("INSERT INTO dot_config (key, value) VALUES ('iu_core.some_setting', '7')")
-    assert db.execute(SNAPSHOT).fetchone()[0] == before, "a non-gate key is not a gate"
+    gate_open(db, gate="iu_core.composer_enabled", ttl=600)
+    db.execute(*close_call(gate="iu_core.composer_enabled"))
+    assert_fresh(db, "a close")
     with db.transaction() as tx:
         db.execute("TRUNCATE dot_config")
-        pgtap.results_eq(db, SNAPSHOT, [({},)], description="truncate of dot_config")
+        assert_fresh(db, "truncate of dot_config")
         raise psycopg.Rollback(tx)
     assert_fresh(db, "the truncate rolled back")
 
 
-def test_the_logger_records_the_snapshot_and_a_writer_sees_its_own_change(db):
-    assert log(db) == db.execute(PLAIN).fetchone()[0]
+def test_a_write_to_another_key_does_not_touch_the_row(pg, db, db_name):
+    before = db.execute("SELECT refreshed_at FROM dot_iu_gate_snapshot").fetchone()[0]
+    db.execute("INSERT INTO dot_config (key, value) VALUES ('iu_core.some_setting', '7')")
+    db.execute("UPDATE dot_config SET value = '8' WHERE key = 'iu_core.some_setting'")
+    after = db.execute("SELECT refreshed_at FROM dot_iu_gate_snapshot").fetchone()[0]
+    assert after == before, "a non-gate key is not a gate"
+    with pg.connect(db_name, autocommit=False) as writer:
+        writer.execute("UPDATE dot_config SET value = '9' WHERE key = 'iu_core.some_setting'")
+        db.execute("SET lock_timeout = '1s'")
+        gate_open(db, gate="iu_core.composer_enabled", ttl=60)  # does not wait for the writer
+        writer.rollback()
+    assert_fresh(db, "a gate call beside a writer of another key")
+
+
+def test_past_valid_until_the_logger_records_the_readings_afresh(db):
+    gate_open(db, gate="iu_core.composer_enabled", ttl=1)
+    inside = log(db)
+    assert inside["iu_core.composer_enabled"] == "true"
+    valid_until = db.execute("SELECT valid_until - clock_timestamp() FROM dot_iu_gate_snapshot"
+                             ).fetchone()[0]
+    assert valid_until.total_seconds() <= 1
+    time.sleep(1.2)
+    assert db.execute(SNAPSHOT).fetchone()[0]["iu_core.composer_enabled"] == "true", \
+        "nothing refreshed the row: only the clock moved"
+    assert log(db)["iu_core.composer_enabled"] == "false"
+    assert log(db) == readings(db)
+
+
+def test_the_logger_records_the_readings_and_a_writer_sees_its_own_change(db):
+    assert log(db) == readings(db)
     with db.transaction() as tx:
-        db.execute("UPDATE dot_config SET value = 'true'"
-                   " WHERE key = 'iu_core.three_axis_auto_refresh_enabled'")
+        gate_open(db, gate="iu_core.three_axis_auto_refresh_enabled", ttl=60)
         assert log(db)["iu_core.three_axis_auto_refresh_enabled"] == "true"
         raise psycopg.Rollback(tx)
     assert log(db)["iu_core.three_axis_auto_refresh_enabled"] == "false"
     assert_fresh(db, "after the rollback")
 
 
-def test_concurrent_writers_of_different_gates_lose_neither_change(pg, db, db_name):
-    """The second refresh waits for the first writer, then reads dot_config afresh."""
+def test_a_value_set_true_behind_the_protocol_is_recorded_as_closed(db):
+    set_value(db, "iu_core.composer_enabled", "true")
+    assert log(db)["iu_core.composer_enabled"] == "false"
+    assert_fresh(db, "a windowless 'true'")
+
+
+def test_concurrent_opens_of_different_gates_lose_neither_change(pg, db, db_name):
+    """The second call waits for the first on the snapshot row, then reads afresh."""
     with pg.connect(db_name, autocommit=False) as first:
-        first.execute("UPDATE dot_config SET value = 'a' WHERE key = 'iu_core.composer_enabled'")
+        first.execute(*open_call(gate="iu_core.composer_enabled"))
         done = threading.Event()
         errors: list[BaseException] = []
 
         def second() -> None:
             try:
                 with pg.connect(db_name, autocommit=False) as conn:
-                    conn.execute("UPDATE dot_config SET value = 'b'"
-                                 " WHERE key = 'iu_core.delivery_enabled'")
+                    conn.execute(*open_call(gate="iu_core.delivery_enabled"))
                     conn.commit()
             except BaseException as error:  # noqa: BLE001 - asserted below
                 errors.append(error)
@@ -112,34 +161,35 @@ def test_concurrent_writers_of_different_gates_lose_neither_change(pg, db, db_na
 
         thread = threading.Thread(target=second)
         thread.start()
-        assert not done.wait(0.5), "the second writer waits on the snapshot row"
+        assert not done.wait(0.5), "the second call waits on the snapshot row"
         first.commit()
         thread.join(10)
     assert not errors, errors
     snapshot = db.execute(SNAPSHOT).fetchone()[0]
     assert (snapshot["iu_core.composer_enabled"], snapshot["iu_core.delivery_enabled"]) == (
-        "a", "b")
-    assert_fresh(db, "after two concurrent writers")
+        "true", "true")
+    assert_fresh(db, "after two concurrent opens")
 
 
 def test_under_repeatable_read_a_concurrent_refresh_raises_40001(pg, db, db_name):
     with pg.connect(db_name, autocommit=False) as late:
         late.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         late.execute("SELECT 1 FROM dot_config LIMIT 1")  # the snapshot is taken
-        db.execute("UPDATE dot_config SET value = 'a' WHERE key = 'iu_core.composer_enabled'")
+        gate_open(db, gate="iu_core.composer_enabled", ttl=60)
         with pytest.raises(psycopg.errors.SerializationFailure):
-            late.execute("UPDATE dot_config SET value = 'b'"
+            late.execute("UPDATE dot_config SET value = 'false'"
                          " WHERE key = 'iu_core.delivery_enabled'")
         late.rollback()
     assert_fresh(db, "the failed writer changed nothing")
 
 
 def test_refresh_repairs_a_tampered_or_missing_row(db):
-    db.execute("UPDATE dot_iu_gate_snapshot SET snapshot = '{\"forged\": \"true\"}'")
-    pgtap.results_eq(db, "SELECT fn_dot_iu_gate_snapshot_refresh()",
-                     [db.execute(PLAIN).fetchone()])
+    db.execute("UPDATE dot_iu_gate_snapshot SET snapshot = '{\"forged\": \"true\"}', "
+               "valid_until = 'infinity'")
+    pgtap.results_eq(db, "SELECT fn_dot_iu_gate_snapshot_refresh()", [(readings(db),)])
     assert_fresh(db, "repaired")
     db.execute("DELETE FROM dot_iu_gate_snapshot")
+    assert log(db) == readings(db), "with no row the logger computes the readings"
     db.execute("SELECT fn_dot_iu_gate_snapshot_refresh()")
     assert_fresh(db, "re-inserted")
 

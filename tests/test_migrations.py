@@ -79,17 +79,36 @@ def test_head_downgrades_to_base_and_back(pg, empty_db_name, alembic):
     assert_same(snap(pg, empty_db_name), head, "head after base")
 
 
+def output(result) -> str:
+    """What a command printed: Alembic's FAILED: line goes to stdout, NOTICEs to stderr."""
+    return result.stdout + result.stderr
+
+
 def test_substrate_downgrade_refuses_while_the_ledger_holds_rows(pg, db, db_url, alembic):
     db.execute("SELECT fn_dot_iu_command_log('dot_iu_healthcheck', 'plan', 'planned', 'ops', %s)",
                (DIGEST,))
     head = version(pg, db.info.dbname)
     result = alembic(db_url, "downgrade", "0002_migration_history", check=False)
     assert result.returncode != 0
-    assert "refusing to drop the run ledger: it holds 1 row(s)" in result.stderr
-    assert "allow_data_loss=true" in result.stderr
+    assert "refused before any step ran" in result.stdout
+    assert "allow_data_loss=true" in result.stdout
+    assert "Traceback" not in output(result)
     pgtap.has_table(db, "dot_iu_command_run")
     pgtap.row_count_is(db, "SELECT 1 FROM dot_iu_command_run", 1)
-    assert version(pg, db.info.dbname) in (head, "0003_operator_runtime")
+    assert version(pg, db.info.dbname) == head, "the rehearsal refused before the first step"
+
+
+def test_the_ledger_guard_of_0003_refuses_on_its_own_step(pg, db, db_url, alembic):
+    """Taken down to 0003 with the acknowledgement for the steps above, 0003 still refuses."""
+    alembic(db_url, "-x", "allow_data_loss=true", "downgrade", "0003_operator_runtime")
+    db.execute("INSERT INTO dot_iu_command_run (command_name, run_mode, run_status, mutating, "
+               "actor, params_digest) VALUES ('dot_iu_healthcheck', 'plan', 'planned', false, "
+               "'ops', %s)", (DIGEST,))
+    result = alembic(db_url, "downgrade", "0002_migration_history", check=False)
+    assert result.returncode != 0
+    assert "refusing to drop the run ledger: it holds 1 row(s)" in result.stdout
+    assert "allow_data_loss=true" in result.stdout
+    assert version(pg, db.info.dbname) == "0003_operator_runtime"
 
 
 def test_substrate_downgrade_proceeds_with_the_acknowledgement_and_reports_counts(
@@ -109,8 +128,8 @@ def test_baseline_refuses_to_run_over_an_existing_dot_config(pg, empty_db, empty
     empty_db.execute("CREATE TABLE public.dot_config (key text PRIMARY KEY, value text NOT NULL)")
     result = alembic(empty_db_url, "upgrade", "head", check=False)
     assert result.returncode != 0
-    assert "public.dot_config already exists" in result.stderr
-    assert "alembic stamp 0001_baseline" in result.stderr
+    assert "public.dot_config already exists" in result.stdout
+    assert "alembic stamp 0001_baseline" in result.stdout
     assert version(pg, empty_db.info.dbname) is None
     pgtap.hasnt_table(empty_db, "dot_iu_command_run")
 
@@ -134,7 +153,7 @@ def test_baseline_downgrade_refuses_to_drop_foreign_config(pg, empty_db, empty_d
     empty_db.execute("INSERT INTO dot_config (key, value) VALUES ('app.theme', 'dark')")
     result = alembic(empty_db_url, "downgrade", "base", check=False)
     assert result.returncode != 0
-    assert "refusing to drop dot_config: 1 other key(s)" in result.stderr
+    assert "refusing to drop dot_config: 1 other key(s)" in result.stdout
     pgtap.has_table(empty_db, "dot_config")
     alembic(empty_db_url, "-x", "allow_data_loss=true", "downgrade", "base")
     pgtap.hasnt_table(empty_db, "dot_config")
@@ -168,8 +187,9 @@ def test_rendered_downgrade_carries_the_ledger_guard(db, psql):
     assert "refusing to drop the run ledger" in script and "NOT false" in script
     result = psql(db.info.dbname, script, check=False)
     assert result.returncode != 0
-    assert "refusing to drop the run ledger: it holds 1 row(s)" in result.stderr
+    assert "allow_data_loss=true" in result.stderr
     pgtap.has_table(db, "dot_iu_command_run")
+    pgtap.row_count_is(db, "SELECT 1 FROM dot_iu_command_run", 1)
     acknowledged = render_sql("-x", "allow_data_loss=true", "downgrade",
                               "head:0002_migration_history")
     assert "NOT true" in acknowledged
@@ -201,7 +221,8 @@ def test_lock_timeout_stops_a_migration_blocked_by_a_lock(pg, empty_db_name, ale
         result = alembic(url, "-x", "lock_timeout=200ms", "upgrade", "head", check=False)
         blocker.rollback()
     assert result.returncode != 0
-    assert "lock timeout" in result.stderr
+    assert "lock timeout" in result.stdout and "SQLSTATE 55P03" in result.stdout
+    assert "Traceback" not in output(result)
     assert version(pg, empty_db_name) == "0002_migration_history"
 
 
@@ -213,7 +234,8 @@ def test_lock_timeout_stops_a_migration_blocked_by_a_lock(pg, empty_db_name, ale
 def test_bad_options_are_refused_before_anything_runs(pg, empty_db_name, alembic, option,
                                                      message):
     result = alembic(pg.url(empty_db_name), "-x", option, "upgrade", "head", check=False)
-    assert result.returncode != 0 and message in result.stderr
+    assert result.returncode != 0 and message in result.stdout
+    assert result.stdout.startswith("FAILED: ") and "Traceback" not in output(result)
     assert version(pg, empty_db_name) is None
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pgtap
 import pytest
+from gate_helpers import MAINTENANCE
+from psycopg import sql
 
 DIGEST = "0123456789abcdef0123456789abcdef"
 # The seeded catalog holds dot_iu_healthcheck (health, not mutating).
@@ -106,7 +108,7 @@ def test_update_of_a_ledger_row_is_always_refused(db):
     pgtap.throws_ok(db, "UPDATE dot_iu_command_run SET actor = 'someone else'", "55000",
                     "append-only")
     with db.transaction():
-        db.execute("SET LOCAL dot_iu.ledger_maintenance = 'on'")
+        db.execute(MAINTENANCE)
         pgtap.throws_ok(db, "UPDATE dot_iu_command_run SET actor = 'x'", "55000")
     pgtap.results_eq(db, "SELECT actor FROM dot_iu_command_run", [("ops@example",)])
 
@@ -128,11 +130,41 @@ def test_delete_is_allowed_inside_a_maintenance_transaction_only(db):
     db.execute(log())
     db.execute(log())
     with db.transaction():
-        db.execute("SET LOCAL dot_iu.ledger_maintenance = 'on'")
+        db.execute(MAINTENANCE)
         db.execute("DELETE FROM dot_iu_command_run WHERE run_id = (SELECT min(run_id) "
                    "FROM dot_iu_command_run)")
     assert ledger_rows(db) == 1
     pgtap.throws_ok(db, "DELETE FROM dot_iu_command_run", "55000")
+    assert ledger_rows(db) == 1
+
+
+@pytest.mark.parametrize("switch", [
+    "SET LOCAL dot_iu.ledger_maintenance = 'on'",
+    "SET dot_iu.ledger_maintenance = 'on'",
+    "SELECT set_config('dot_iu.ledger_maintenance', (pg_current_xact_id()::text::bigint - 1)"
+    "::text, true)",
+])
+def test_a_maintenance_switch_that_does_not_name_this_transaction_opens_nothing(db, switch):
+    db.execute(log())
+    with db.transaction(force_rollback=True):
+        db.execute(switch)
+        pgtap.throws_ok(db, "DELETE FROM dot_iu_command_run", "55000", "outside maintenance")
+    assert ledger_rows(db) == 1
+
+
+def test_a_database_or_role_level_maintenance_setting_opens_nothing(pg, db, db_name):
+    """ALTER DATABASE/ROLE ... SET leaves a value in every new session: it must not count."""
+    db.execute(log())
+    db.execute(sql.SQL("ALTER DATABASE {} SET dot_iu.ledger_maintenance = 'on'").format(
+        sql.Identifier(db_name)))
+    try:
+        with pg.connect(db_name) as fresh:
+            assert fresh.execute("SHOW dot_iu.ledger_maintenance").fetchone()[0] == "on"
+            pgtap.throws_ok(fresh, "DELETE FROM dot_iu_command_run", "55000",
+                            "outside maintenance")
+    finally:
+        db.execute(sql.SQL("ALTER DATABASE {} RESET dot_iu.ledger_maintenance").format(
+            sql.Identifier(db_name)))
     assert ledger_rows(db) == 1
 
 

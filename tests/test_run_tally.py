@@ -17,6 +17,7 @@ import threading
 import pgtap
 import psycopg
 import pytest
+from gate_helpers import MAINTENANCE, write_run
 
 DIGEST = "0123456789abcdef0123456789abcdef"
 TALLY = "dot_iu_command_run_tally"
@@ -71,8 +72,7 @@ SELECT command_name, run_mode, run_status, count(*)
 
 
 def log(conn, command="dot_iu_add_piece", mode="apply", status="applied"):
-    return conn.execute("SELECT fn_dot_iu_command_log(%s, %s, %s, 'ops', %s)",
-                        (command, mode, status, DIGEST)).fetchone()[0]
+    return write_run(conn, command, mode, status, digest=DIGEST)
 
 
 def insert_directly(conn, command="dot_iu_add_piece", mode="plan", status="planned"):
@@ -102,8 +102,11 @@ def numbers(conn):
 
 
 def commands(conn) -> list[str]:
+    """The catalogued commands the logger writes every kind of row of: not the package's own
+    (the gate protocol's, the lease break's), whose applied rows only their functions write."""
     return [r[0] for r in conn.execute(
-        "SELECT command_name FROM dot_iu_command_catalog ORDER BY 1").fetchall()]
+        "SELECT command_name FROM dot_iu_command_catalog"
+        " WHERE command_name !~ '^dot_iu_(gate|runtime)_' ORDER BY 1").fetchall()]
 
 
 def fold_everything(conn) -> int:
@@ -311,7 +314,7 @@ def test_maintenance_deletes_below_and_past_the_watermark_keep_the_numbers_exact
     for mode, status in PAIRS:
         log(db, "dot_iu_healthcheck", mode, status)  # past the watermark
     with db.transaction():
-        db.execute("SET LOCAL dot_iu.ledger_maintenance = 'on'")
+        db.execute(MAINTENANCE)
         db.execute("DELETE FROM dot_iu_command_run WHERE run_id % 3 = 0")
         db.execute("DELETE FROM dot_iu_command_run WHERE run_id = (SELECT max(run_id)"
                    " FROM dot_iu_command_run)")  # the latest run: last_run_at moves back
@@ -331,7 +334,7 @@ def test_truncate_empties_the_tally_and_moves_the_watermark_back(db, restart):
     db.execute(FOLD)  # a candidate recorded before the truncate must not survive it
     assert folded_through(db) > 0
     with db.transaction():
-        db.execute("SET LOCAL dot_iu.ledger_maintenance = 'on'")
+        db.execute(MAINTENANCE)
         db.execute("TRUNCATE dot_iu_command_run, iu_gate_transition"
                    + (" RESTART IDENTITY" if restart else ""))
     pgtap.is_empty(db, f"SELECT * FROM {TALLY}")
@@ -406,12 +409,12 @@ def test_a_writer_that_rolls_back_releases_the_candidate_and_leaves_no_trace(pg,
 def test_the_1024th_run_id_folds_inside_the_writing_transaction(db):
     db.execute("SELECT setval(pg_get_serial_sequence('dot_iu_command_run', 'run_id'), 1020)")
     for _ in range(3):
-        log(db)  # run_ids 1021..1023: no fold
+        log(db, mode="plan", status="planned")  # run_ids 1021..1023: no fold
     pgtap.results_eq(db, MARK, [(0, None, None)])
-    log(db)  # run_id 1024: folds (records the candidate)
+    log(db, mode="plan", status="planned")  # run_id 1024: folds (records the candidate)
     pgtap.results_eq(db, MARK, [(0, 1024, [])])
     db.execute("SELECT setval(pg_get_serial_sequence('dot_iu_command_run', 'run_id'), 2047)")
-    log(db)  # run_id 2048: promotes
+    log(db, mode="plan", status="planned")  # run_id 2048: promotes
     pgtap.results_eq(db, MARK, [(1024, 2048, [])])
     pgtap.results_eq(db, f"SELECT sum(runs) FROM {TALLY}", [(4,)])
     assert_exact(db, "folded by the logger")
@@ -465,13 +468,13 @@ def test_a_maintenance_delete_waits_for_a_fold_in_flight(pg, db, db_name):
     with pg.connect(db_name, autocommit=False) as folder:
         assert folder.execute(FOLD).fetchone()[0] == len(PAIRS)  # counted, not committed
         with db.transaction():
-            db.execute("SET LOCAL dot_iu.ledger_maintenance = 'on'")
+            db.execute(MAINTENANCE)
             db.execute("SET LOCAL lock_timeout = '200ms'")
             pgtap.throws_ok(db, "DELETE FROM dot_iu_command_run WHERE run_status = 'failed'",
                             "55P03")
         folder.commit()
     with db.transaction():
-        db.execute("SET LOCAL dot_iu.ledger_maintenance = 'on'")
+        db.execute(MAINTENANCE)
         db.execute("DELETE FROM dot_iu_command_run WHERE run_status = 'failed'")
     assert_exact(db, "the delete after the fold took its rows off the tally")
 
@@ -481,7 +484,7 @@ def test_a_delete_without_a_watermark_row_is_refused(db):
     db.execute(f"DELETE FROM {WATERMARK}")
     pgtap.results_eq(db, FOLD, [(0,)], description="a fold without the row does nothing")
     with db.transaction():
-        db.execute("SET LOCAL dot_iu.ledger_maintenance = 'on'")
+        db.execute(MAINTENANCE)
         pgtap.throws_ok(db, "DELETE FROM dot_iu_command_run", "55000")
     db.execute(REBUILD)
     pgtap.results_eq(db, f"SELECT count(*) FROM {WATERMARK}", [(1,)])
@@ -590,7 +593,7 @@ def _random_step(conn, rng: random.Random, names: list[str], count) -> None:
             count("committed")
     else:
         with conn.transaction():
-            conn.execute("SET LOCAL dot_iu.ledger_maintenance = 'on'")
+            conn.execute(MAINTENANCE)
             conn.execute(
                 "DELETE FROM dot_iu_command_run WHERE run_id IN (SELECT run_id FROM"
                 " dot_iu_command_run WHERE run_id %% 7 = %s ORDER BY run_id DESC LIMIT 3)",
@@ -696,7 +699,7 @@ def test_0009_carries_the_0008_deltas_over_and_the_downgrade_restores_0008_exact
     log(empty_db)
     log(empty_db, "dot_iu_healthcheck", "plan", "planned")  # two deltas left pending
     with empty_db.transaction():
-        empty_db.execute("SET LOCAL dot_iu.ledger_maintenance = 'on'")
+        empty_db.execute("SET LOCAL dot_iu.ledger_maintenance = 'on'")  # 0008's guard
         empty_db.execute("DELETE FROM dot_iu_command_run WHERE run_status = 'failed'")
     assert_exact_0008(empty_db, "before the upgrade")
     before = (empty_db.execute(REGISTRY + " ORDER BY command_name").fetchall(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pgtap
+from gate_helpers import write_run
 
 DIGEST = "0123456789abcdef0123456789abcdef"
 COMMANDS = [
@@ -36,8 +37,7 @@ def seed_catalog(conn):
 
 def run_script(conn):
     for command, mode, status in SCRIPT:
-        conn.execute("SELECT fn_dot_iu_command_log(%s, %s, %s, 'ops', %s)",
-                     (command, mode, status, DIGEST))
+        write_run(conn, command, mode, status, digest=DIGEST)
 
 
 def test_health_view_has_exactly_one_row_on_an_empty_ledger(db):
@@ -85,8 +85,7 @@ def test_last_status_breaks_created_at_ties_by_run_id(db):
     seed_catalog(db)
     with db.transaction():  # one transaction: rows may share a timestamp
         for status in ("applied", "refused", "failed"):
-            db.execute("SELECT fn_dot_iu_command_log('dot_iu_add_piece', 'apply', %s, 'ops', %s)",
-                       (status, DIGEST))
+            write_run(db, "dot_iu_add_piece", "apply", status, digest=DIGEST)
     pgtap.results_eq(
         db, "SELECT last_status FROM v_dot_iu_command_registry"
         " WHERE command_name = 'dot_iu_add_piece'", [("failed",)])

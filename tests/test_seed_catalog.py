@@ -16,13 +16,15 @@ import pgtap
 import pytest
 from conftest import PROJECT_ROOT
 
-from seeds.catalog import COLUMNS, fetch_catalog
+from seeds.catalog import FORMAT_COLUMNS, fetch_catalog
 from seeds.lock import DEFAULT_VERSIONS, catalog_findings, revision_findings
 from seeds.registry import DOT_COMMANDS, IU_CORE_COMMANDS, catalog_rows
 from substrate.review.verify import build_report, exit_code
 
 SEED_FILE = DEFAULT_VERSIONS / "0004_seed_catalog.py"
-ROWS_SQL = f"SELECT {', '.join(COLUMNS)}, created_at FROM dot_iu_command_catalog ORDER BY 1"
+# The columns 0004_seed_catalog (a format 1 seed revision) writes; they exist at every revision.
+ROWS_SQL = (f"SELECT {', '.join(FORMAT_COLUMNS[1])}, created_at FROM dot_iu_command_catalog "
+            "ORDER BY 1")
 HAND_ROW = (
     "INSERT INTO dot_iu_command_catalog "
     "(command_name, category, mutating, reversible, target_function, description) "
@@ -121,7 +123,7 @@ def test_drifted_catalog_fails_the_check_naming_command_and_field(db):
     assert catalog["ok"] is False and len(catalog["findings"]) == 1
     finding = catalog["findings"][0].splitlines()
     assert finding[0] == "dot_iu_add_piece: differs from schema/snapshot.txt"
-    assert "inverse dot_iu_remove_piece:" in finding[1] and "inverse -:" in finding[2]
+    assert "inverse dot_iu_remove_piece," in finding[1] and "inverse -," in finding[2]
 
 
 def test_catalog_row_missing_or_extra_fails_the_check(db):
@@ -149,7 +151,10 @@ def test_seed_sql_applied_twice_leaves_the_same_rows(db_at_0003):
     once = db_at_0003.execute(ROWS_SQL).fetchall()
     run_in_transaction(db_at_0003, statements)
     assert db_at_0003.execute(ROWS_SQL).fetchall() == once
-    assert fetch_catalog(db_at_0003) == catalog_rows(IU_CORE_COMMANDS)
+    # 0004 delivers the IU Core commands; their required gates come later (0014).
+    want = {name: {**row, "required_gates": []}
+            for name, row in catalog_rows(IU_CORE_COMMANDS).items()}
+    assert fetch_catalog(db_at_0003) == want
 
 
 def test_seed_sql_on_an_already_seeded_database_changes_nothing(db):
@@ -183,10 +188,10 @@ def test_pre_existing_row_is_kept_by_do_nothing_then_reported_and_survives_the_d
         "command_name": "dot_iu_healthcheck",
         "kind": "differs",
         "snapshot": "dot_iu_healthcheck: health, mutating=false, reversible=true, target "
-                    "public.fn_iu_collection_healthcheck(), inverse -: Report whether IU Core "
-                    "collections are healthy.",
+                    "public.fn_iu_collection_healthcheck(), inverse -, gates -: Report whether "
+                    "IU Core collections are healthy.",
         "database": "dot_iu_healthcheck: read, mutating=false, reversible=true, target "
-                    "public.fn_iu_collection_healthcheck(), inverse -: Made by hand.",
+                    "public.fn_iu_collection_healthcheck(), inverse -, gates -: Made by hand.",
     }]
 
     alembic(url, "downgrade", "0003_operator_runtime")

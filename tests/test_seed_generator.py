@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT_ROOT, render_sql
 
-from seeds.catalog import fetch_catalog
+from seeds.catalog import FORMAT_COLUMNS, fetch_catalog
 from seeds.generate import GenerateError, generate, plan
-from seeds.history import HistoryError, delivered_rows, read_versions
-from seeds.lock import DEFAULT_VERSIONS, revision_findings
+from seeds.history import HistoryError, delivered_rows, read_revision, read_versions
+from seeds.lock import DEFAULT_VERSIONS, rendering_problems, revision_findings
 from seeds.registry import DOT_COMMANDS, HEALTHCHECK, IU_CORE_COMMANDS, DotCommand, catalog_rows
 from seeds.writer import SEED_FORMAT, TEMPLATES, revision_id
 
@@ -67,12 +67,27 @@ def run_generator(*args: str) -> subprocess.CompletedProcess:
 # --- the committed seed revision ------------------------------------------------------------
 
 def test_committed_seed_revision_is_what_the_generator_renders_for_the_registry(tmp_path):
-    versions = copy_versions(tmp_path, without=("0004_seed_catalog.py", *LATER))
-    planned = plan(versions, IU_CORE_COMMANDS)
-    assert planned.revision == "0004_seed_catalog"
-    assert planned.down_revision == "0003_operator_runtime"
-    assert len(planned.changes.insert) == 17
-    assert planned.text == SEED_FILE.read_text()
+    """0014 (format 2) is exactly what the generator writes for today's registry, after the
+    revisions before it."""
+    later = tuple(name for name in LATER if name >= "0014")
+    versions = copy_versions(tmp_path, without=later)
+    planned = plan(versions, DOT_COMMANDS, "Seed required gates")
+    assert planned.revision == "0014_seed_required_gates"
+    assert planned.down_revision == "0013_runtime_substrate"
+    assert (len(planned.changes.insert), len(planned.changes.update)) == (1, 14)
+    assert planned.text == (DEFAULT_VERSIONS / "0014_seed_required_gates.py").read_text()
+
+
+def test_the_first_seed_revision_still_renders_as_released_in_format_1():
+    """0004 carries the seven columns of format 1: its rows are the registry's IU Core rows
+    without required_gates, and re-rendering them with the format 1 template gives its bytes."""
+    revision = read_revision(SEED_FILE)
+    assert revision.seed.format == 1
+    rows = {row["command_name"]: row for row in revision.seed.insert}
+    want = {name: {column: row[column] for column in FORMAT_COLUMNS[1]}
+            for name, row in catalog_rows(IU_CORE_COMMANDS).items()}
+    assert rows == want
+    assert rendering_problems([revision]) == []
 
 
 def test_seed_revision_imports_nothing_but_alembic():
@@ -86,13 +101,20 @@ def test_seed_revision_imports_nothing_but_alembic():
     assert imported == {"__future__", "alembic"}
 
 
-def test_seed_revision_template_copies_the_helpers_verbatim_from_the_script_template():
-    template = (PROJECT_ROOT / "alembic" / "script.py.mako").read_text()
-    seed = TEMPLATES[SEED_FORMAT].read_text()
+def test_each_seed_template_speaks_as_the_revisions_of_its_time():
+    """Format 1 carries the copies of the helpers every revision up to 0009 carries (0001's);
+    format 2, like alembic/script.py.mako and every revision from 0010, imports the shared
+    revision_helpers_v1."""
+    baseline = (DEFAULT_VERSIONS / "0001_baseline.py").read_text()
+    first = TEMPLATES[1].read_text()
     for helper in ("_execute", "_option", "_begin"):
-        match = re.search(rf"^def {helper}\(.*?(?=^def |\Z)", template, re.S | re.M)
-        assert match, f"{helper} not found in alembic/script.py.mako"
-        assert match.group(0).strip() in seed, f"{helper} differs from alembic/script.py.mako"
+        match = re.search(rf"^def {helper}\(.*?(?=^def |\Z)", baseline, re.S | re.M)
+        assert match, f"{helper} not found in 0001_baseline.py"
+        assert match.group(0).strip() in first, f"{helper} differs from 0001_baseline.py"
+    for text in (TEMPLATES[SEED_FORMAT].read_text(),
+                 (PROJECT_ROOT / "alembic" / "script.py.mako").read_text()):
+        assert "import revision_helpers_v1 as h" in text
+        assert "h.begin(expected_version=" in text
 
 
 def test_seed_revision_docstring_lists_what_it_changes():

@@ -113,7 +113,8 @@ def test_a_catalog_that_differs_from_the_snapshot_is_a_finding_without_strict(ca
     size = len(DOT_COMMANDS)
     assert f"catalog: {size} rows, snapshot {size}: 1 command(s) differ" in out
     row = ("lifecycle, mutating=true, reversible={}, target public.fn_iu_piece_restore(uuid), "
-           "inverse dot_iu_delete_piece_soft: Restore a soft-deleted piece.")
+           "inverse dot_iu_delete_piece_soft, gates iu_core.structure_ops_enabled: Restore a "
+           "soft-deleted piece.")
     assert (f"  - dot_iu_restore_piece: differs from schema/snapshot.txt\n"
             f"    snapshot: dot_iu_restore_piece: {row.format('true')}\n"
             f"    database: dot_iu_restore_piece: {row.format('false')}\n") in out

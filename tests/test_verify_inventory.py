@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from gate_helpers import set_value
 
 from substrate import cli
 from substrate.review import schema_snapshot as snapshot
@@ -95,14 +96,14 @@ def test_verify_at_an_older_revision_exits_1_and_lists_what_is_pending(capsys, e
 
 
 def test_a_never_flip_gate_that_is_open_fails_verify(db):
-    db.execute("UPDATE dot_config SET value = 'true' WHERE key = 'iu_core.vector_sync_enabled'")
+    set_value(db, "iu_core.vector_sync_enabled", "true")  # only with the guard bypassed
     gates = build_report(db)["gates"]
     assert gates["ok"] is False and gates["never_flip_intact"] is False
     assert "never-flip gate iu_core.vector_sync_enabled is 'true'" in gates["findings"]
 
 
 def test_a_governable_gate_set_open_by_hand_is_judged(db):
-    db.execute("UPDATE dot_config SET value = 'true' WHERE key = 'iu_core.composer_enabled'")
+    set_value(db, "iu_core.composer_enabled", "true")  # only with the guard bypassed
     report = build_report(db)
     gates = report["gates"]
     if has_gate_protocol(db):  # open without a window on record: orphaned

@@ -1,13 +1,13 @@
 """A canonical, deterministic snapshot of what the package owns in a database.
 
 ``collect(conn)`` reads the system catalogs into sections of keyed items: tables, columns,
-constraints, indexes, functions (full definitions), views, triggers, comments, privileges, owned
-config keys and catalog rows. Each item has a key (unique in its section), the fields drift
-compares, the text ``make schema`` writes, and the object it belongs to (a column's table), so a
-dropped table is one finding, not one per column. ``take(conn)`` gives the same as sorted lines
-(the round-trip tests compare those); ``render()`` is the committed ``schema/snapshot.txt``
-(written by ``schema_files``, ``make schema``); ``parse()`` reads the items back from that file
-(``substrate verify`` compares a live database with them).
+constraints, indexes, functions (full definitions), views, triggers, comments, privileges,
+owners, owned config keys and catalog rows. Each item has a key (unique in its section), the
+fields drift compares, the text ``make schema`` writes, and the object it belongs to (a column's
+table), so a dropped table is one finding, not one per column. ``take(conn)`` gives the same as
+sorted lines (the round-trip tests compare those); ``render()`` is the committed
+``schema/snapshot.txt`` (written by ``schema_files``, ``make schema``); ``parse()`` reads the
+items back from that file (``substrate verify`` compares a live database with them).
 
 What the package owns is decided by name (``OWNED_RELATIONS``, ``OWNED_FUNCTIONS``) in
 ``SCHEMAS``, so other tables in a shared production database, and IU Core's own ``fn_iu_*``
@@ -17,10 +17,14 @@ Noise kept out, so the snapshot is identical on PostgreSQL 14-18 and between env
 - catalogs are read with ``search_path = pg_catalog, pg_temp``, so every name is qualified
   the same way whatever the connecting role's search_path;
 - privileges are listed per object, grantee and privilege (never raw ACL strings, whose letters
-  differ between majors); the owner is spelled ``OWNER`` (its name differs per environment) and
-  the ``MAINTAIN`` privilege of PostgreSQL 17+ is left out (it does not exist on 14-16; the
-  production major is 16);
-- object owners, OIDs, statistics and row timestamps are not read.
+  differ between majors); the owner's own entry is spelled ``OWNER`` and the ``MAINTAIN``
+  privilege of PostgreSQL 17+ is left out (it does not exist on 14-16; the production major is
+  16); grants to the package's roles (``dot_iu_*``, the same in every environment) are named;
+- owners: an object owned by a package role names it (``dot_iu_owner`` from
+  0010_least_privilege on); any other owner is spelled ``a login`` (before 0010 the migrating
+  login owns everything, and its name differs per environment), so an object given to a login
+  after 0010 still differs from what the migrations build (docs/roles.md);
+- OIDs, statistics and row timestamps are not read.
 """
 
 from __future__ import annotations
@@ -42,17 +46,19 @@ OWNED_RELATIONS = (
     "alembic\\_version",
 )
 # Function names the package owns. IU Core's own fn_iu_* functions (the catalog's targets) are
-# not ours: only its gate protocol (fn_iu_gate_*) and the fail-closed gate readers are.
+# not ours: only its gate protocol (fn_iu_gate_*) and the fail-closed gate readers are (the
+# queue gates' readers too).
 OWNED_FUNCTIONS = (
     "fn\\_dot\\_iu\\_%",
     "fn\\_iu\\_gate\\_%",
     "fn\\_iu\\_%\\_enabled",
+    "fn\\_queue\\_%\\_enabled",
 )
 # Config keys the package owns; rows of other keys are somebody else's.
 OWNED_CONFIG_KEY_PREFIXES = ("iu_core.", "iu_enact.", "queue.")
 SECTIONS = (
     "tables", "columns", "constraints", "indexes", "functions", "views", "triggers",
-    "comments", "privileges", "config", "catalog",
+    "comments", "privileges", "owners", "config", "catalog",
 )
 HEADER = (
     "# Canonical schema snapshot of the IU Core operator-runtime substrate: every object the\n"
@@ -401,6 +407,31 @@ def _privileges(conn) -> list[Item]:
     return items
 
 
+_OWNERS_SQL = f"""
+SELECT CASE WHEN c.relkind IN ('v', 'm') THEN 'view' ELSE 'table' END,
+       n.nspname || '.' || c.relname, c.relkind, pg_get_userbyid(c.relowner)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p', 'v', 'm') AND {_owned('c.relname')}
+UNION ALL
+SELECT 'function', n.nspname || '.' || p.proname || '(' || oidvectortypes(p.proargtypes) || ')',
+       '', pg_get_userbyid(p.proowner)
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE p.prokind IN ('f', 'p') AND {_owned('p.proname')}
+"""
+PACKAGE_ROLE_PREFIX = "dot_iu_"
+A_LOGIN = "a login"
+
+
+def _owners(conn) -> list[Item]:
+    """Who owns each object: a package role by name, anyone else as ``a login``."""
+    items = []
+    for kind, key, relkind, owner in _rows(conn, _OWNERS_SQL, *(_rel_params() + _fn_params())):
+        shown = owner if owner.startswith(PACKAGE_ROLE_PREFIX) else A_LOGIN
+        items.append(_item(f"{kind} {key}", {"owner": shown}, shown,
+                           _comment_parent(kind, key, relkind)))
+    return items
+
+
 # -- rows the package owns -------------------------------------------------------------------
 
 def _exists(conn, relation: str) -> bool:
@@ -421,22 +452,29 @@ def _config(conn) -> list[Item]:
 
 
 CATALOG_FIELDS = ("category", "mutating", "reversible", "target_function", "inverse_command",
-                  "description")
+                  "required_gates", "description")
 
 
 def _catalog(conn) -> list[Item]:
     if not _exists(conn, "public.dot_iu_command_catalog"):
         return []
+    # required_gates arrived with 0013_runtime_substrate; before it no command needs a gate.
+    gates = ("array_to_string(required_gates, ', ')" if _rows(
+        conn, "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = "
+              "'public.dot_iu_command_catalog'::regclass AND attname = 'required_gates' "
+              "AND NOT attisdropped)")[0][0] else "''")
+    columns = [gates if field == "required_gates" else field for field in CATALOG_FIELDS]
     items = []
     for row in _rows(conn, f"""
-            SELECT command_name, {', '.join(CATALOG_FIELDS)}
+            SELECT command_name, {', '.join(columns)}
               FROM public.dot_iu_command_catalog"""):
         values = ["" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
                   for v in row[1:]]
         fields = dict(zip(CATALOG_FIELDS, values, strict=True))
         text = (f"{fields['category']}, mutating={fields['mutating']}, "
                 f"reversible={fields['reversible']}, target {fields['target_function']}, "
-                f"inverse {fields['inverse_command'] or '-'}: {fields['description']}")
+                f"inverse {fields['inverse_command'] or '-'}, "
+                f"gates {fields['required_gates'] or '-'}: {fields['description']}")
         items.append(_item(row[0], fields, text, ("tables", "table public.dot_iu_command_catalog")))
     return items
 
@@ -444,7 +482,8 @@ def _catalog(conn) -> list[Item]:
 _READERS = {
     "tables": _tables, "columns": _columns, "constraints": _constraints,
     "indexes": _indexes, "functions": _functions, "views": _views, "triggers": _triggers,
-    "comments": _comments, "privileges": _privileges, "config": _config, "catalog": _catalog,
+    "comments": _comments, "privileges": _privileges, "owners": _owners, "config": _config,
+    "catalog": _catalog,
 }
 
 
