@@ -8,8 +8,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Test workers (pytest-xdist): one per core by default, each with its own throw-away cluster.
+TEST_WORKERS ?= auto
 
 .PHONY: help install demo db-up db-down test test-all sql lint clean seed-revision check-seeds \
+	check-history lock-history \
 	verify schema drift bench
 .DEFAULT_GOAL := help
 
@@ -38,13 +41,13 @@ demo: db-up ## migrate the embedded server to head and print a short report
 	$(VENV)/bin/alembic -x url="$$url" upgrade head && \
 	$(VENV)/bin/substrate report --url "$$url"
 
-test: install ## the whole suite on its own throw-away server (PYTEST_ARGS=...)
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: install check-history ## released history unchanged, then the whole suite (TEST_WORKERS=1 for one process)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-all: install ## the suite on PostgreSQL 14, 15, 16, 17 and 18
 	@for major in 14 15 16 17 18; do \
 	  echo "=== PostgreSQL $$major"; \
-	  PG_MAJOR=$$major $(PY) -m pytest -q $(PYTEST_ARGS) || exit 1; \
+	  PG_MAJOR=$$major $(PY) -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS) || exit 1; \
 	done
 
 # Upgrade and downgrade SQL, rendered for review (no database needed).
@@ -59,6 +62,12 @@ seed-revision: install ## write one seed revision for the registry's changes (ME
 	$(PY) -m seeds.generate $(if $(MESSAGE),--message "$(MESSAGE)")
 
 # Registry == seed revisions (offline; a database's catalog is drift's and verify's).
+check-history: install ## released revisions and every file they read are unchanged (alembic/history.lock)
+	$(PY) -m substrate.review.history check
+
+lock-history: install ## release new revisions: add them to alembic/history.lock (never rewrites a line)
+	$(PY) -m substrate.review.history lock $(if $(RELOCK),--relock $(RELOCK))
+
 check-seeds: install ## registry == seed revisions, offline
 	$(PY) -m seeds.check
 

@@ -202,8 +202,9 @@ def quiet_migration_log():
 
 
 def as_if_committed(ctx, step, heads, run_args) -> None:
-    """on_version_apply of a rehearsal: check the deferred constraints as the step's own commit
-    would (a seed step's deferred foreign key, say), before the next step alters the table."""
+    """on_version_apply when several steps share one transaction (a rehearsal, or a caller's
+    own transaction): check the deferred constraints as the step's own commit would (a seed
+    step's deferred foreign key, say), before the next step alters the table."""
     statement = "SET CONSTRAINTS ALL IMMEDIATE"
     if ctx.as_sql:
         ctx.impl.static_output(statement + ";")
@@ -211,8 +212,9 @@ def as_if_committed(ctx, step, heads, run_args) -> None:
         ctx.connection.exec_driver_sql(statement)
 
 
-def configure(progress: Progress, rehearsal: bool = False, **kwargs) -> None:
-    callbacks = [record_step, progress.applied] + ([as_if_committed] if rehearsal else [])
+def configure(progress: Progress, shared_transaction: bool = False, **kwargs) -> None:
+    callbacks = [record_step, progress.applied] + ([as_if_committed] if shared_transaction
+                                                   else [])
     context.configure(on_version_apply=callbacks, substrate=substrate_options(), **kwargs)
 
 
@@ -239,7 +241,7 @@ def run_offline() -> None:
             "-- range stops this script (ON_ERROR_STOP) before any step has changed anything.\n"
             "BEGIN;"
         )
-        configure(progress, rehearsal=True, transaction_per_migration=False, **base)
+        configure(progress, shared_transaction=True, transaction_per_migration=False, **base)
         with quiet_migration_log():
             context.run_migrations()
         output(
@@ -272,6 +274,7 @@ def connection_to_use():
             "no database: pass -x url=postgresql://... or set DATABASE_URL "
             "(`make db-up` prints the embedded server's URL)"
         )
+    given = x_args.get("url") or os.environ.get("DATABASE_URL")
     try:
         engine = create_engine(url, poolclass=pool.NullPool)
     except (ArgumentError, ValueError) as error:
@@ -282,7 +285,7 @@ def connection_to_use():
         except SQLAlchemyError as error:
             sqlstate, text = describe(error)
             where = f"SQLSTATE {sqlstate}" if sqlstate else "the server was not reached"
-            shown = make_url(url).render_as_string(hide_password=True)
+            shown = make_url(given).render_as_string(hide_password=True)
             raise MigrationFailed(
                 f"cannot connect to {shown} ({where}): {text}", sqlstate) from None
         with connection:
@@ -308,7 +311,7 @@ def rehearse(connection, progress: Progress) -> None:
         with quiet_migration_log():
             transaction = connection.begin()
             try:
-                configure(progress, rehearsal=True, connection=connection,
+                configure(progress, shared_transaction=True, connection=connection,
                           transaction_per_migration=False)
                 context.run_migrations()
             except DBAPIError as error:
@@ -337,7 +340,8 @@ def run_online() -> None:
             connection.exec_driver_sql(ADVISORY_LOCK_SQL)
             connection.commit()
         try:
-            configure(progress, connection=connection, transaction_per_migration=True)
+            configure(progress, shared_transaction=external, connection=connection,
+                      transaction_per_migration=True)
             if not external and progress.plan() and progress.is_multi_step_downgrade():
                 rehearse(connection, progress)
                 configure(progress, connection=connection, transaction_per_migration=True)

@@ -28,7 +28,11 @@ from pytest_postgresql.janitor import DatabaseJanitor
 from substrate.devdb import server as devdb
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE_DB = "substrate_tpl_head"
+# One template per test worker (pytest-xdist runs the suite in parallel: `make test` uses one
+# worker per core; each worker starts its own throw-away cluster, so role tests, which are
+# cluster-wide, never meet another worker's databases).
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+TEMPLATE_DB = f"substrate_tpl_head_{WORKER}"
 _names = itertools.count(1)
 
 
