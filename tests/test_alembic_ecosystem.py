@@ -16,19 +16,21 @@ import sys
 import pgtap
 import psycopg
 import pytest
-from alembic import command
 from alembic.config import Config
 from conftest import PROJECT_ROOT, render_sql
 from gate_helpers import GATE, gate_open
 from pytest_alembic.plugin.fixtures import alembic_runner  # noqa: F401 - a fixture
-from pytest_alembic.tests import test_single_head_revision  # noqa: F401 - collected here
-from pytest_alembic.tests import test_up_down_consistency  # noqa: F401 - collected here
-from pytest_alembic.tests import test_upgrade  # noqa: F401 - collected here
+from pytest_alembic.tests import (
+    test_single_head_revision,  # noqa: F401 - collected here
+    test_up_down_consistency,  # noqa: F401 - collected here
+    test_upgrade,  # noqa: F401 - collected here
+)
 from pytest_alembic.tests.experimental import (  # noqa: F401 - collected here
     test_downgrade_leaves_no_trace,
 )
 from sqlalchemy import create_engine, pool
 
+from alembic import command
 from substrate.review import schema_snapshot
 
 INI = str(PROJECT_ROOT / "alembic.ini")

@@ -1,4 +1,4 @@
-"""`substrate gates`: the bounded gate protocol (SPEC 3.4) from a shell or from cron.
+"""`substrate gates`: the bounded gate protocol (SPEC 3.4; docs/gates.md) from a shell or cron.
 
     substrate gates status [--gate GATE] [--json]
     substrate gates open GATE --approval ID --ttl SECONDS --actor NAME --reason TEXT [--json]
@@ -8,10 +8,16 @@
 Each command makes one call of ``substrate.gates.client`` (which records a refused or failed
 call in the run ledger) and prints its result, a table or the function's jsonb.
 
-Exit codes: status 0 all safe, 1 not all safe; open and close 0 done, 1 refused or failed;
-watchdog (for cron) 0 nothing was open, 3 closed something, 1 a call that failed; every command
-2 when it could not check (bad arguments, no database, a malformed URL, an unreachable server).
-Errors print the SQLSTATE and message, never a traceback.
+Every command ends in bounded time: ``--connect-timeout`` (default $SUBSTRATE_CONNECT_TIMEOUT,
+else 10 s) for a server that does not answer, ``--statement-timeout`` (default
+$SUBSTRATE_STATEMENT_TIMEOUT, else 30 s) for a call that does not finish, and, for open, close
+and watchdog, ``--lock-timeout`` (default 10s) for a gate row another transaction holds.
+
+Exit codes: status 0 all safe, 1 not all safe; open and close 0 done, 1 refused or failed (a
+timeout included; recorded in the ledger when it can be); watchdog (for cron) 0 nothing was
+open, 3 closed something, 1 a call that failed; every command 2 when it could not check (bad
+arguments, no database, a malformed URL, an unreachable or silent server). Errors print one
+line with the SQLSTATE and message, never a traceback.
 """
 
 from __future__ import annotations
@@ -98,6 +104,17 @@ def _lock_timeout(text: str) -> str:
     return text
 
 
+def _seconds(parse):
+    """An argparse type from one of substrate.connect's timeout parsers."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    convert.__name__ = parse.__name__
+    return convert
+
+
 def register(parser) -> None:
     parser.description = __doc__.split("\n\n")[0]
     actions = parser.add_subparsers(dest="action", required=True)
@@ -105,6 +122,16 @@ def register(parser) -> None:
     def common(sub, lock=True):
         sub.add_argument("--url", help="database URL (default: $DATABASE_URL)")
         sub.add_argument("--json", action="store_true", help="print the function's jsonb result")
+        sub.add_argument("--connect-timeout", type=_seconds(connect.connect_seconds),
+                         metavar="SECONDS",
+                         help=f"how long to wait for the server to answer (default "
+                              f"${connect.CONNECT_TIMEOUT_ENV}, else "
+                              f"{connect.DEFAULT_CONNECT_TIMEOUT})")
+        sub.add_argument("--statement-timeout", type=_seconds(connect.statement_seconds),
+                         metavar="SECONDS",
+                         help=f"how long one call may run, 0 for no limit (default "
+                              f"${connect.STATEMENT_TIMEOUT_ENV}, else "
+                              f"{connect.DEFAULT_STATEMENT_TIMEOUT})")
         if lock:
             sub.add_argument("--lock-timeout", type=_lock_timeout, default="10s",
                              help="how long to wait for the gate's row lock (default 10s)")
@@ -149,7 +176,9 @@ def _main(args) -> int:
 
     prog = f"substrate gates {args.action}"
     try:
-        conn = connect.connect(connect.resolve_url(args.url), application_name="substrate gates")
+        conn = connect.connect(connect.resolve_url(args.url), application_name="substrate gates",
+                               connect_timeout=args.connect_timeout,
+                               statement_timeout=args.statement_timeout)
     except connect.CannotConnect as error:
         print(f"{prog}: {error}", file=sys.stderr)
         return EXIT_CANNOT_CHECK
@@ -162,14 +191,31 @@ def _main(args) -> int:
             return _act(conn, args, prog)
     except psycopg.Error as error:  # the connection broke mid-call: nothing could be recorded
         sqlstate, message = describe(error)
-        print(f"{prog}: failed (SQLSTATE {sqlstate}): {message}", file=sys.stderr)
+        print(_one_line(f"{prog}: failed (SQLSTATE {sqlstate}): {message}; the connection was "
+                        "lost, nothing could be recorded"), file=sys.stderr)
         return EXIT_FINDING if args.action != "status" else EXIT_CANNOT_CHECK
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _timeout_hint(args, sqlstate: str | None) -> str:
+    """What ran out, when a timeout ended the call: the command line then says why."""
+    if sqlstate == "55P03":
+        return (f" (lock timeout {args.lock_timeout}: another transaction holds the gate's row;"
+                " --lock-timeout)")
+    if sqlstate == connect.STATEMENT_TIMEOUT_SQLSTATE:
+        seconds = connect.timeouts(None, args.statement_timeout)[1]
+        return (f" (statement timeout {connect.describe_seconds(seconds)}; --statement-timeout"
+                f" or ${connect.STATEMENT_TIMEOUT_ENV})")
+    return ""
 
 
 def _status(conn, args, prog) -> int:
     import psycopg
 
-    from substrate.gates.client import describe, status
+    from substrate.gates.client import REFUSAL_SQLSTATES, describe, status
 
     try:
         report = status(conn, args.gate)
@@ -177,7 +223,9 @@ def _status(conn, args, prog) -> int:
         if conn.broken:
             raise
         sqlstate, message = describe(error)
-        print(f"{prog}: refused (SQLSTATE {sqlstate}): {message}", file=sys.stderr)
+        outcome = "refused" if sqlstate in REFUSAL_SQLSTATES else "failed"
+        print(_one_line(f"{prog}: {outcome} (SQLSTATE {sqlstate}): {message}"
+                        f"{_timeout_hint(args, sqlstate)}"), file=sys.stderr)
         return EXIT_CANNOT_CHECK
     print(json.dumps(report, indent=2, sort_keys=True) if args.json else format_status(report))
     return EXIT_OK if report["all_safe"] else EXIT_FINDING
@@ -189,12 +237,12 @@ def _act(conn, args, prog) -> int:
     try:
         result = call(conn, args.action, **_params(args))
     except GateError as error:
-        print(f"{prog}: {error}", file=sys.stderr)
         if error.run_id is not None:
-            print(f"{prog}: recorded as {error.status} run {error.run_id}", file=sys.stderr)
+            audit = f"recorded as {error.status} run {error.run_id}"
         else:
-            print(f"{prog}: could not record the {error.status} call ({error.record_error})",
-                  file=sys.stderr)
+            audit = f"could not record the {error.status} call ({error.record_error})"
+        print(_one_line(f"{prog}: {error}{_timeout_hint(args, error.sqlstate)}; {audit}"),
+              file=sys.stderr)
         return EXIT_FINDING
     print(json.dumps(result, indent=2, sort_keys=True) if args.json
           else f"{prog}: {format_result(args.action, result)}")
