@@ -17,8 +17,12 @@ Sections, in the order printed (one screen):
 - ``gates``: gate safety from ``fn_iu_gate_verify_closed()`` (a broken never-flip or orphaned
   gate is a finding; a governable gate open inside its window only with --strict); not checked
   before the gate protocol is installed;
-- ``derived``: the state the fast paths read: the gate snapshot row equals dot_config's gates,
-  the tally watermark row exists (rows past it reported);
+- ``derived``: the state the fast paths read: the gate snapshot row equals what the gate
+  readers say, the tally watermark row exists (rows past it reported);
+- ``privileges``: roles, owners, grants, trigger states and stored ``dot_iu.*`` settings
+  against the package's matrix (docs/roles.md); each finding names its repair;
+- ``seals``: both ledgers' seal chains recomputed, link by link and range by range, with the
+  chain heads printed for recording elsewhere (docs/seals.md);
 - ``checksums``: every applied revision re-rendered and compared with its recorded SHA-256 (an
   edited released revision is a finding; "not recorded" is not).
 
@@ -36,15 +40,30 @@ from pathlib import Path
 
 from substrate.review import schema_snapshot
 from substrate.review.tree import Tree, UnknownRevision
-from substrate.review.verify import catalog, checksums, derived, gates, objects, revision, targets
+from substrate.review.verify import (
+    catalog,
+    checksums,
+    derived,
+    gates,
+    objects,
+    privileges,
+    revision,
+    seals,
+    targets,
+)
 
 
 @dataclass(frozen=True)
 class Reference:
-    """What a database is verified against: an Alembic tree and its committed schema snapshot."""
+    """What a database is verified against: an Alembic tree and its committed schema snapshot;
+    the seal chain heads an operator recorded; and how to open more connections to the same
+    database (the seal ranges are recomputed on ``workers`` of them in parallel)."""
 
     tree: Tree = field(default_factory=Tree)
     snapshot: Path = schema_snapshot.COMMITTED
+    seal_heads: tuple[str, ...] = ()
+    connect: Callable | None = None
+    workers: int = 2
 
 
 Section = Callable[..., dict]
@@ -74,6 +93,14 @@ def _derived(conn, reference: Reference) -> dict:
     return derived.section(conn)
 
 
+def _privileges(conn, reference: Reference) -> dict:
+    return privileges.section(conn, reference.snapshot)
+
+
+def _seals(conn, reference: Reference) -> dict:
+    return seals.section(conn, reference.connect, reference.workers, reference.seal_heads)
+
+
 def _checksums(conn, reference: Reference) -> dict:
     try:
         return checksums.section(conn, schema_snapshot.revision(conn), reference.tree)
@@ -89,6 +116,8 @@ SECTIONS: dict[str, Section] = {
     "targets": _targets,
     "gates": _gates,
     "derived": _derived,
+    "privileges": _privileges,
+    "seals": _seals,
     "checksums": _checksums,
 }
 

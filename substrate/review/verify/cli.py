@@ -23,6 +23,10 @@ def register(parser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--alembic-ini", help="the Alembic tree (default: the project's)")
+    parser.add_argument(
+        "--seal-head", action="append", default=[], metavar="SHA256",
+        help="a seal chain head recorded earlier (verify prints the heads); a finding when it is "
+             "no longer in the chain. Repeatable.")
     parser.set_defaults(handler=_main)
 
 
@@ -30,9 +34,15 @@ def _main(args) -> int:
     import psycopg
 
     try:
-        with connect.connect(connect.resolve_url(args.url),
-                             application_name="substrate verify") as conn:
-            report = build_report(conn, Reference(Tree(args.alembic_ini)))
+        url = connect.resolve_url(args.url)
+
+        def another():
+            return connect.connect(url, application_name="substrate verify")
+
+        with another() as conn:
+            report = build_report(conn, Reference(Tree(args.alembic_ini),
+                                                  seal_heads=tuple(args.seal_head),
+                                                  connect=another))
     except connect.CannotConnect as error:
         print(f"substrate verify: cannot check: {error}", file=sys.stderr)
         return connect.EXIT_CANNOT_CHECK

@@ -4,9 +4,12 @@ source?
 Two pieces of state exist only to make the hot paths cheap (0009_tally_watermark), and both
 can be checked without a pass over the ledger:
 
-- ``dot_iu_gate_snapshot``, the one row the logger copies as a run's gate_snapshot: it must
-  equal the values ``dot_config`` holds for the gates of ``fn_iu_gate_classes()`` (a finding
-  otherwise, with the repair: ``SELECT fn_dot_iu_gate_snapshot_refresh()``);
+- ``dot_iu_gate_snapshot``, the one row the logger copies as a run's gate_snapshot: from
+  0011_gates_fail_closed it must equal what the gate readers say (``fn_iu_gate_state``) while
+  it is valid (``valid_until`` ahead; past it the logger computes the readings itself, so an
+  old row is no finding); before 0011 it must equal the values ``dot_config`` holds for the
+  gates of ``fn_iu_gate_classes()``. A finding otherwise, with the repair:
+  ``SELECT fn_dot_iu_gate_snapshot_refresh()``;
 - ``dot_iu_command_run_tally_watermark``: its one row must exist (a finding otherwise, with the
   repair: ``SELECT fn_dot_iu_command_run_tally_rebuild()``); reported: where it stands and how
   many ledger rows the views read past it (a primary-key range), which grows only while folds
@@ -25,18 +28,29 @@ def _exists(conn, relation: str) -> bool:
     return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (relation,)).fetchone()[0]
 
 
+READINGS = """
+SELECT s.valid_until <= pg_catalog.clock_timestamp()
+       OR s.snapshot = (SELECT pg_catalog.jsonb_object_agg(
+                                   g.gate_key, CASE WHEN g.reads_open THEN 'true' ELSE 'false' END)
+                          FROM public.fn_iu_gate_state(NULL) AS g)
+  FROM public.dot_iu_gate_snapshot AS s"""
+VALUES = """
+SELECT s.snapshot = (SELECT coalesce(jsonb_object_agg(c.key, c.value), '{}')
+                       FROM public.dot_config AS c
+                      WHERE c.key IN (SELECT g.gate_key FROM public.fn_iu_gate_classes() AS g))
+  FROM public.dot_iu_gate_snapshot AS s"""
+
+
 def _gate_snapshot(conn) -> tuple[str, list[str]]:
-    rows = conn.execute(
-        f"SELECT s.snapshot = (SELECT coalesce(jsonb_object_agg(c.key, c.value), '{{}}')"
-        "                        FROM public.dot_config AS c"
-        "                       WHERE c.key IN (SELECT g.gate_key"
-        "                                         FROM public.fn_iu_gate_classes() AS g))"
-        f"  FROM {SNAPSHOT} AS s").fetchall()
+    readings = conn.execute(
+        "SELECT pg_catalog.to_regprocedure('public.fn_iu_gate_state(text)') IS NOT NULL"
+    ).fetchone()[0]
+    rows = conn.execute(READINGS if readings else VALUES).fetchall()
     if not rows:
         return "missing", [f"{SNAPSHOT} has no row: the logger records an empty gate snapshot"
                            " (repair: SELECT public.fn_dot_iu_gate_snapshot_refresh())"]
     if not rows[0][0]:
-        return "STALE", [f"{SNAPSHOT} differs from the gates in dot_config"
+        return "STALE", [f"{SNAPSHOT} differs from what the gate readers say"
                          " (repair: SELECT public.fn_dot_iu_gate_snapshot_refresh())"]
     return "fresh", []
 

@@ -4,7 +4,7 @@ Per class, how many of the objects in the committed snapshot (``schema/snapshot.
 database has, ``N/N``, and how many objects of the package's naming it has that the snapshot
 does not. Presence only, read-only, no scratch database: ``substrate drift`` compares
 definitions. Config keys no revision creates are not counted against the database
-(``dot_config`` is shared with IU Core).
+(``dot_config`` is shared with IU Core). Grants and owners are the ``privileges`` section's.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from substrate.review import schema_snapshot
 from substrate.review.schema_snapshot import COMMITTED
 from substrate.review.tree import Tree
 
-SHORT = {"constraints": "constr", "privileges": "privs"}
+SHORT = {"constraints": "constr"}
+# Sections another verify section judges (substrate.review.verify.privileges).
+OTHERS = ("privileges", "owners")
 
 
 def section(conn, tree: Tree, path: Path = COMMITTED) -> dict:
@@ -27,9 +29,10 @@ def section(conn, tree: Tree, path: Path = COMMITTED) -> dict:
         return {"ok": False, "strict_ok": True, "summary": f"snapshot at {at}, head {tree.head()}",
                 "error": f"{path.name} describes {at} but the tree's head is {tree.head()}: "
                          "run: make schema", "findings": []}
-    live = schema_snapshot.collect(conn)
+    live = schema_snapshot.collect(
+        conn, tuple(section for section in schema_snapshot.SECTIONS if section not in OTHERS))
     classes, findings = {}, []
-    for kind in schema_snapshot.SECTIONS:
+    for kind in (section for section in schema_snapshot.SECTIONS if section not in OTHERS):
         want, have = set(wanted.get(kind, [])), set(live[kind])
         missing = sorted(want - have)
         unexpected = [] if kind == "config" else sorted(have - want)

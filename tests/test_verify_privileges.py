@@ -1,0 +1,150 @@
+"""``substrate verify``'s privileges section (docs/roles.md): the package's own grants are never a
+finding; any drift from the matrix is, with the statement that repairs it, and running those
+statements brings the database back to a clean report.
+
+Roles are cluster-wide, so every login made here has a name unique to the test, and the one test
+that alters a package role puts it back before it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from substrate.review.verify import privileges
+
+REPAIR = re.compile(r"\(repair: (.+)\)$")
+
+
+def check(conn) -> dict:
+    return privileges.section(conn)
+
+
+def repair_all(conn, findings: list[str]) -> None:
+    for finding in findings:
+        conn.execute(REPAIR.search(finding).group(1))
+
+
+@pytest.fixture
+def login(db):
+    name = f"verify_login_{os.getpid()}"
+    db.execute(f"DROP ROLE IF EXISTS {name}")
+    db.execute(f"CREATE ROLE {name} LOGIN")
+    yield name
+    db.execute(f"DROP OWNED BY {name}")
+    db.execute(f"DROP ROLE {name}")
+
+
+def test_a_database_at_head_is_as_the_matrix_says(db):
+    report = check(db)
+    assert report["ok"], report["findings"]
+    assert report["summary"].endswith(": as the matrix says")
+    assert report["lines"] == ["members: no role is a member of a package role"]
+
+
+def test_members_are_reported_not_judged(db, login):
+    db.execute(f"GRANT dot_iu_runtime TO {login}")
+    report = check(db)
+    assert report["ok"]
+    assert report["members"] == {"dot_iu_runtime": [login]}
+
+
+@pytest.mark.parametrize(("statement", "finding"), [
+    ("GRANT SELECT ON dot_iu_command_run TO PUBLIC",
+     "table public.dot_iu_command_run: PUBLIC holds SELECT, which the matrix does not give "
+     "(repair: REVOKE SELECT ON TABLE public.dot_iu_command_run FROM PUBLIC)"),
+    ("GRANT INSERT ON dot_iu_command_run TO dot_iu_runtime",
+     "table public.dot_iu_command_run: dot_iu_runtime holds INSERT, which the matrix does not give"
+     " (repair: REVOKE INSERT ON TABLE public.dot_iu_command_run FROM dot_iu_runtime)"),
+    ("GRANT EXECUTE ON FUNCTION fn_dot_iu_ledger_retire(timestamptz, text, text) TO PUBLIC",
+     "function public.fn_dot_iu_ledger_retire(timestamp with time zone, text, text): PUBLIC holds "
+     "EXECUTE, which the matrix does not give (repair: REVOKE EXECUTE ON FUNCTION "
+     "public.fn_dot_iu_ledger_retire(timestamp with time zone, text, text) FROM PUBLIC)"),
+    ("REVOKE SELECT ON v_dot_iu_gates FROM dot_iu_auditor",
+     "view public.v_dot_iu_gates: dot_iu_auditor lacks SELECT (repair: GRANT SELECT ON TABLE "
+     "public.v_dot_iu_gates TO dot_iu_auditor)"),
+    ("ALTER TABLE dot_config OWNER TO postgres",
+     "table public.dot_config is owned by postgres, not dot_iu_owner (repair: ALTER TABLE "
+     "public.dot_config OWNER TO dot_iu_owner)"),
+    ("ALTER VIEW v_dot_iu_gates OWNER TO postgres",
+     "view public.v_dot_iu_gates is owned by postgres, not dot_iu_owner (repair: ALTER VIEW "
+     "public.v_dot_iu_gates OWNER TO dot_iu_owner)"),
+    ("ALTER TABLE dot_config DISABLE TRIGGER tg_dot_config_gate_guard",
+     "trigger tg_dot_config_gate_guard on public.dot_config is DISABLED, the migrations leave it"
+     " ENABLE ALWAYS (repair: ALTER TABLE public.dot_config ENABLE ALWAYS TRIGGER "
+     "tg_dot_config_gate_guard)"),
+    ("ALTER TABLE dot_config ENABLE TRIGGER tg_dot_config_gate_guard",
+     "trigger tg_dot_config_gate_guard on public.dot_config is ENABLED, the migrations leave it"
+     " ENABLE ALWAYS (repair: ALTER TABLE public.dot_config ENABLE ALWAYS TRIGGER "
+     "tg_dot_config_gate_guard)"),
+])
+def test_drift_is_a_finding_with_a_repair_that_works(db, statement, finding):
+    db.execute(statement)
+    report = check(db)
+    assert not report["ok"]
+    assert finding in report["findings"], report["findings"]
+    repair_all(db, report["findings"])
+    report = check(db)
+    assert report["ok"], report["findings"]
+
+
+def test_a_grant_to_a_login_is_a_finding(db, login):
+    db.execute(f"GRANT INSERT, UPDATE ON dot_config TO {login}")
+    (finding,) = check(db)["findings"]
+    assert finding == (f"table public.dot_config: {login} holds INSERT, UPDATE, which the matrix "
+                       f"does not give (repair: REVOKE INSERT, UPDATE ON TABLE public.dot_config "
+                       f"FROM {login})")
+    repair_all(db, [finding])
+    assert check(db)["ok"]
+
+
+def test_a_stored_dot_iu_setting_is_a_finding(db, login):
+    name = db.execute("SELECT current_database()").fetchone()[0]
+    db.execute(f'ALTER DATABASE "{name}" SET dot_iu.ledger_maintenance = \'on\'')
+    db.execute(f'ALTER ROLE {login} IN DATABASE "{name}" SET dot_iu.ledger_maintenance = \'1\'')
+    try:
+        findings = check(db)["findings"]
+        assert findings == [
+            f"dot_iu.ledger_maintenance=on is stored for database {name}: the package's "
+            f"switches are set per transaction only (repair: ALTER DATABASE {name} RESET "
+            "dot_iu.ledger_maintenance)",
+            f"dot_iu.ledger_maintenance=1 is stored for role {login} in database {name}: the "
+            f"package's switches are set per transaction only (repair: ALTER ROLE {login} IN "
+            f"DATABASE {name} RESET dot_iu.ledger_maintenance)",
+        ]
+        repair_all(db, findings)
+        assert check(db)["ok"]
+    finally:
+        db.execute(f'ALTER DATABASE "{name}" RESET ALL')
+
+
+def test_a_package_role_that_can_log_in_is_a_finding(db):
+    db.execute("ALTER ROLE dot_iu_auditor LOGIN CREATEDB")
+    try:
+        findings = check(db)["findings"]
+        assert findings == [
+            "role dot_iu_auditor has LOGIN, CREATEDB; a package role is a NOLOGIN group role "
+            "(repair: ALTER ROLE dot_iu_auditor NOLOGIN NOCREATEDB)"]
+        repair_all(db, findings)
+        assert check(db)["ok"]
+    finally:
+        db.execute("ALTER ROLE dot_iu_auditor NOLOGIN NOCREATEDB")
+
+
+def test_before_least_privilege_the_section_is_not_installed(alembic, empty_db, empty_db_url):
+    alembic(empty_db_url, "upgrade", "0009_tally_watermark")
+    report = check(empty_db)
+    assert report == {"ok": True, "strict_ok": True, "findings": [],
+                      "summary": "not installed (a revision before 0010_least_privilege)"}
+
+
+def test_verify_cli_exits_1_on_a_privilege_finding(capsys, db, db_url):
+    from substrate import cli
+
+    db.execute("GRANT SELECT ON dot_config TO PUBLIC")
+    assert cli.main(["verify", "--url", db_url]) == 1
+    out = capsys.readouterr().out
+    assert "privileges: " in out
+    assert "REVOKE SELECT ON TABLE public.dot_config FROM PUBLIC" in out
