@@ -20,6 +20,8 @@ import sys
 COMMANDS = {
     "db": ("substrate.devdb.cli", "the embedded PostgreSQL (up, down, url, status)"),
     "report": ("substrate.demo.report", "revision, owned objects, gates, ledger health"),
+    "proof": ("substrate.demo.proof",
+              "the original design's four-step proof, live, on a scratch database"),
     "verify": ("substrate.review.verify.cli",
                "inventory, catalog, targets, gate safety, derived state, migration checksums"),
     "drift": ("substrate.review.drift",

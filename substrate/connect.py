@@ -15,8 +15,8 @@ Every connection is bounded in time, so a command run from cron ends and says wh
 
 A command may pass its own values (``substrate gates --connect-timeout/--statement-timeout``);
 else the environment decides, else the default. The statement timeout is set right after the
-connection is made (``set_config``), so it holds behind a pooler that drops startup options
-too. A statement that outlasts it fails with SQLSTATE 57014, which the command reports.
+connection is made (``set_config``), not as a startup option a connection pooler may refuse. A
+statement that outlasts it fails with SQLSTATE 57014, which the command reports.
 
 URLs are accepted in the SQLAlchemy spelling Alembic uses (``postgresql+psycopg://``) and in
 libpq's (``postgresql://``); ``psql_url`` and ``to_conninfo`` give libpq's, which psql, psycopg
@@ -149,11 +149,13 @@ def connect(url: str, *, autocommit: bool = True, application_name: str = "subst
     try:
         conn = psycopg.connect(info, autocommit=autocommit, application_name=application_name,
                                connect_timeout=connect_s)
-    except psycopg.errors.ConnectionTimeout:
-        raise CannotConnect(
-            f"cannot connect: no answer from the server within the connect timeout "
-            f"({describe_seconds(max(connect_s, 2))}; {CONNECT_TIMEOUT_ENV})") from None
     except psycopg.Error as error:
+        # psycopg 3.2+ raises ConnectionTimeout; 3.1 an OperationalError saying so
+        if isinstance(error, getattr(psycopg.errors, "ConnectionTimeout", ())) or (
+                str(error).strip() == "connection timeout expired"):
+            raise CannotConnect(
+                f"cannot connect: no answer from the server within the connect timeout "
+                f"({describe_seconds(max(connect_s, 2))}; {CONNECT_TIMEOUT_ENV})") from None
         code = f" (SQLSTATE {error.sqlstate})" if error.sqlstate else ""
         raise CannotConnect(f"cannot connect{code}: {error}") from None
     try:

@@ -1,13 +1,16 @@
 """The `substrate` command as a user meets it: help that imports no database driver, and one
-line on stderr with exit 2 whenever a command has no database to talk to."""
+line on stderr with exit 2 whenever a command has no database to talk to (a server that never
+answers included: every connection has a connect timeout, docs/gates.md)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -94,6 +97,7 @@ def _closed_port_url() -> str:
 
 URL_COMMANDS = {
     "report": ["report"],
+    "proof": ["proof"],
     "verify": ["verify"],
     "drift": ["drift"],
     "gates status": ["gates", "status"],
@@ -109,22 +113,49 @@ BAD_URLS = {
     "no host, unreachable socket": "postgresql://x:y@/",
     "malformed port": "postgresql://x@127.0.0.1:notaport/db",
     "nothing listening": "CLOSED_PORT",
+    "a server that never answers": "SILENT",
 }
+
+
+@pytest.fixture(scope="module")
+def silent_url():
+    """A TCP listener that accepts connections and never writes a byte: a hung server."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def accept_forever():
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:  # closed: the module is done
+                return
+
+    threading.Thread(target=accept_forever, daemon=True).start()
+    yield f"postgresql://nobody@127.0.0.1:{listener.getsockname()[1]}/silent"
+    listener.close()
+    for conn in accepted:
+        conn.close()
 
 
 @pytest.mark.parametrize("command", list(URL_COMMANDS))
 @pytest.mark.parametrize("case", list(BAD_URLS))
-def test_a_command_without_a_reachable_database_exits_2_with_one_line(command, case):
+def test_a_command_without_a_reachable_database_exits_2_with_one_line(request, command, case):
     url = BAD_URLS[case]
+    if url == "CLOSED_PORT":
+        url = _closed_port_url()
+    elif url == "SILENT":
+        url = request.getfixturevalue("silent_url")
     argv = [str(SUBSTRATE), *URL_COMMANDS[command]]
     if url is not None:
-        argv += ["--url", _closed_port_url() if url == "CLOSED_PORT" else url]
-    result = subprocess.run(argv, capture_output=True, text=True, cwd=PROJECT_ROOT, env=_env(),
-                            timeout=60)
+        argv += ["--url", url]
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=PROJECT_ROOT,
+                            env=_env(SUBSTRATE_CONNECT_TIMEOUT="2"), timeout=60)
     lines = result.stderr.splitlines()
     assert (result.returncode, len(lines)) == (2, 1), (result.returncode, result.stderr)
     assert "Traceback" not in result.stderr
     assert lines[0].startswith(f"substrate {command}: "), lines[0]
+    if BAD_URLS[case] == "SILENT":
+        assert "no answer from the server within the connect timeout (2 s" in lines[0]
 
 
 def test_db_down_on_a_stopped_server_says_it_was_not_running():

@@ -1,14 +1,22 @@
-"""`substrate gates` against the real server (issue 6): output, exit codes, and the audit trail.
+"""`substrate gates` against the real server (docs/gates.md): output, exit codes, the audit
+trail, bounded time, and a real gate operator login.
 
-Every refusal through the CLI leaves exactly one `refused` run-ledger row (its own transaction)
-and nothing else; errors print the SQLSTATE and message, never a traceback.
+Every refusal through the CLI leaves exactly one `refused` run-ledger row (its own transaction,
+written by the database's refusal recorder) and nothing else; errors print one line with the
+SQLSTATE and message, never a traceback. A silent server or a lock held elsewhere ends the
+command within its timeouts.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 
 import pgtap
 import pytest
@@ -24,10 +32,13 @@ from gate_helpers import (
     set_value,
     transitions,
 )
+from psycopg import sql
 
 from substrate import cli
 
 APPROVAL, REASON = "CHG-7781", "release 2.4 migration window"
+RECORDER = "fn_iu_gate_record_refusal(text, text, text, text, text, text, numeric, text, text)"
+_logins = itertools.count(1)
 
 
 def gates(capsys, *args: str) -> tuple[int, str, str]:
@@ -285,3 +296,179 @@ def test_console_entry_point_runs_the_cycle_and_never_prints_a_traceback(db, db_
     bad = run("open", GATE, "--url", db_url)  # missing required options: argparse, exit 2
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert [row[2] for row in runs(db)] == ["applied", "refused", "applied"]
+
+
+# --- bounded time: a silent server, a lock held elsewhere ---------------------------------------
+
+@pytest.fixture
+def silent_server():
+    """A TCP listener that accepts every connection and never writes a byte: a hung server."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept_forever():
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:  # the listener was closed: the test is over
+                return
+
+    threading.Thread(target=accept_forever, daemon=True).start()
+    yield f"postgresql://nobody@127.0.0.1:{listener.getsockname()[1]}/silent"
+    listener.close()
+    for conn in accepted:
+        conn.close()
+
+
+def console(*args: str, env: dict | None = None, timeout: float = 60):
+    """`substrate gates ARGS` as cron runs it: a process of its own; (result, seconds taken)."""
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "substrate.cli", "gates", *args],
+                            capture_output=True, text=True, cwd=PROJECT_ROOT,
+                            env={**os.environ, **(env or {})}, timeout=timeout)
+    return result, time.monotonic() - started
+
+
+@pytest.mark.parametrize("argv,how", [
+    (("watchdog", "--actor", "cron@host"), "option"),
+    (("watchdog", "--actor", "cron@host"), "environment"),
+    (("status",), "option"),
+    (("status",), "environment"),
+])
+def test_a_server_that_never_answers_ends_the_command_with_exit_2_within_the_connect_timeout(
+        silent_server, argv, how):
+    if how == "option":
+        result, took = console(*argv, "--url", silent_server, "--connect-timeout", "2")
+    else:
+        result, took = console(*argv, "--url", silent_server,
+                               env={"SUBSTRATE_CONNECT_TIMEOUT": "2"})
+    lines = result.stderr.splitlines()
+    assert (result.returncode, result.stdout, len(lines)) == (2, "", 1), result.stderr
+    assert lines[0] == (f"substrate gates {argv[0]}: cannot connect: no answer from the server "
+                        "within the connect timeout (2 s; SUBSTRATE_CONNECT_TIMEOUT)")
+    assert took < 2 + 5, f"took {took:.1f} s with a 2 s connect timeout"
+
+
+def test_a_timeout_that_is_not_one_is_refused_before_connecting_with_exit_2(capsys, db_url,
+                                                                             monkeypatch):
+    monkeypatch.setenv("SUBSTRATE_STATEMENT_TIMEOUT", "soon")
+    code, out, err = gates(capsys, "status", "--url", db_url)
+    assert (code, out) == (2, "")
+    assert err == ("substrate gates status: SUBSTRATE_STATEMENT_TIMEOUT='soon': expected "
+                   "seconds between 0 (no limit) and 86400\n")
+
+
+def test_every_connection_carries_the_statement_timeout(db_url, monkeypatch):
+    from substrate import connect
+
+    with connect.connect(db_url) as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "30s"
+    monkeypatch.setenv("SUBSTRATE_STATEMENT_TIMEOUT", "2.5")
+    with connect.connect(db_url) as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "2500ms"
+    with connect.connect(db_url, statement_timeout=0, autocommit=False) as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "0"
+
+
+@pytest.mark.parametrize("timeouts,sqlstate,why", [
+    (("--lock-timeout", "300ms"), "55P03", "lock timeout 300ms: another transaction holds the "
+                                           "gate's row; --lock-timeout"),
+    (("--lock-timeout", "1min", "--statement-timeout", "1"), "57014",
+     "statement timeout 1 s; --statement-timeout or $SUBSTRATE_STATEMENT_TIMEOUT"),
+], ids=["lock-timeout", "statement-timeout"])
+def test_close_of_a_gate_row_held_elsewhere_ends_at_its_timeout_with_exit_1_and_is_recorded(
+        pg, db, db_url, capsys, timeouts, sqlstate, why):
+    gate_open(db)
+    before = config(db)
+    with pg.connect(db.info.dbname, autocommit=False) as holder:
+        holder.execute("SELECT 1 FROM dot_config WHERE key = %s FOR UPDATE", (GATE,))
+        started = time.monotonic()
+        code, out, err = gates(capsys, *close_args(db_url), *timeouts)
+        took = time.monotonic() - started
+        holder.rollback()
+    lines = err.splitlines()
+    assert (code, out, len(lines)) == (1, "", 1), err
+    assert lines[0].startswith(f"substrate gates close: failed (SQLSTATE {sqlstate}): ")
+    assert f"({why}); recorded as failed run " in lines[0]
+    assert took < 10, f"took {took:.1f} s"
+    pgtap.results_eq(db, "SELECT command_name, run_status, evidence ->> 'sqlstate', actor"
+                     " FROM dot_iu_command_run WHERE run_status <> 'applied'",
+                     [("dot_iu_gate_close", "failed", sqlstate, "alice")])
+    assert config(db) == before and [t[1] for t in transitions(db)] == ["open"]
+
+
+# --- the refusal recorder -----------------------------------------------------------------------
+
+def recorded_rows(conn) -> list[tuple]:
+    return conn.execute(
+        "SELECT command_name, run_mode, run_status, actor, params_digest, evidence"
+        " FROM dot_iu_command_run WHERE run_status IN ('refused', 'failed') ORDER BY run_id"
+    ).fetchall()
+
+
+def test_the_database_recorder_writes_the_rows_the_client_wrote_through_the_logger(
+        db, db_url, capsys):
+    """Same calls, recorded first by fn_iu_gate_record_refusal, then (the recorder dropped, as
+    on a database older than it) by the client through fn_dot_iu_command_log: same rows."""
+    calls = [open_args(db_url, gate=NEVER_FLIP[0]), open_args(db_url, ttl="0"),
+             open_args(db_url, ttl="99999999999"), open_args(db_url, actor=" "),
+             close_args(db_url, gate="nope"), close_args(db_url, actor=""),
+             ("watchdog", "--actor", "", "--url", db_url)]
+    for argv in calls:
+        assert gates(capsys, *argv)[0] == 1
+    by_recorder = recorded_rows(db)
+    db.execute(f"DROP FUNCTION public.{RECORDER}")
+    for argv in calls:
+        assert gates(capsys, *argv)[0] == 1
+    by_logger = recorded_rows(db)[len(calls):]
+    assert len(by_recorder) == len(calls)
+    assert by_logger == by_recorder
+
+
+def test_an_invalid_actor_is_recorded_as_invalid_by_the_recorder(db, db_url, capsys):
+    code, _, err = gates(capsys, *open_args(db_url, actor="al\u200bice"))
+    assert code == 1 and "refused (SQLSTATE 22023)" in err and "recorded as refused run" in err
+    (name, _, status, actor, _, evidence), = recorded_rows(db)
+    assert (name, status, actor) == ("dot_iu_gate_open", "refused", "(invalid actor)")
+    assert evidence["actor_invalid"] is True and "al\u200bice" not in json.dumps(evidence)
+
+
+# --- a real gate operator login -----------------------------------------------------------------
+
+@pytest.fixture
+def operator_url(pg, db_name):
+    """The URL of a fresh LOGIN role that is a member of dot_iu_gate_operator, and nothing
+    else (the cluster trusts every login); dropped after the test."""
+    name = f"op_{os.getpid()}_{next(_logins)}"
+    pg.admin.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE dot_iu_gate_operator").format(
+        sql.Identifier(name)))
+    yield f"postgresql://{name}@{pg.host}:{pg.port}/{db_name}", name
+    pg.admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def test_a_gate_operator_login_runs_every_command_and_its_refusal_is_recorded_as_it(
+        db, operator_url, capsys):
+    url, login = operator_url
+    code, _, err = gates(capsys, "status", "--url", url)
+    assert (code, err) == (0, "")
+    code, out, err = gates(capsys, *open_args(url))
+    assert (code, err) == (0, "") and f"opened {GATE}" in out
+    assert gates(capsys, "status", "--url", url)[0] == 1  # a gate is open: not all safe
+    code, _, err = gates(capsys, *open_args(url, gate=NEVER_FLIP[0]))
+    assert code == 1 and "refused (SQLSTATE 42501)" in err and "recorded as refused run" in err
+    code, out, err = gates(capsys, *close_args(url))
+    assert (code, err) == (0, "") and f"closed {GATE}" in out
+    code, out, err = gates(capsys, "watchdog", "--actor", "cron@host", "--url", url)
+    assert (code, err) == (0, "") and "nothing to close" in out
+    assert gates(capsys, "status", "--url", url)[0] == 0
+    pgtap.results_eq(db, "SELECT command_name, run_status, actor, session_login"
+                     " FROM dot_iu_command_run ORDER BY run_id", [
+                         ("dot_iu_gate_open", "applied", "alice", login),
+                         ("dot_iu_gate_open", "refused", "alice", login),
+                         ("dot_iu_gate_close", "applied", "alice", login)])
+    pgtap.results_eq(db, "SELECT action, session_login FROM iu_gate_transition"
+                     " ORDER BY transition_id", [("open", login), ("close", login)])
+    refused = db.execute("SELECT has_function_privilege(%s, 'public.fn_dot_iu_command_log("
+                         "text, text, text, text, text, jsonb, jsonb)', 'EXECUTE')",
+                         (login,)).fetchone()[0]
+    assert refused is False  # the refusal went through the recorder: the logger is not its

@@ -189,8 +189,12 @@ def _main(args) -> int:
             conn.execute("SELECT pg_catalog.set_config('lock_timeout', %s, false)",
                          (args.lock_timeout,))
             return _act(conn, args, prog)
-    except psycopg.Error as error:  # the connection broke mid-call: nothing could be recorded
+    except psycopg.Error as error:
         sqlstate, message = describe(error)
+        if not conn.broken:  # the session could not be set up (a lock timeout it refused)
+            print(_one_line(f"{prog}: cannot set up the session (SQLSTATE {sqlstate}): "
+                            f"{message}"), file=sys.stderr)
+            return EXIT_CANNOT_CHECK
         print(_one_line(f"{prog}: failed (SQLSTATE {sqlstate}): {message}; the connection was "
                         "lost, nothing could be recorded"), file=sys.stderr)
         return EXIT_FINDING if args.action != "status" else EXIT_CANNOT_CHECK
@@ -202,7 +206,7 @@ def _one_line(text: str) -> str:
 
 def _timeout_hint(args, sqlstate: str | None) -> str:
     """What ran out, when a timeout ended the call: the command line then says why."""
-    if sqlstate == "55P03":
+    if sqlstate == "55P03" and getattr(args, "lock_timeout", None):
         return (f" (lock timeout {args.lock_timeout}: another transaction holds the gate's row;"
                 " --lock-timeout)")
     if sqlstate == connect.STATEMENT_TIMEOUT_SQLSTATE:
