@@ -36,10 +36,12 @@ db-up: install ## start the embedded PostgreSQL (unless DATABASE_URL is set)
 db-down: ## stop the embedded PostgreSQL
 	@if [ -x $(PY) ]; then $(PY) -m substrate.devdb down; fi
 
-demo: db-up ## migrate the embedded server to head and print a short report
+demo: db-up ## migrate the embedded server to head, print a short report, then run the live proof
 	@url="$${DATABASE_URL:-$$($(PY) -m substrate.devdb url)}"; \
 	$(VENV)/bin/alembic -x url="$$url" upgrade head && \
-	$(VENV)/bin/substrate report --url "$$url"
+	$(VENV)/bin/substrate report --url "$$url" && \
+	echo && \
+	$(VENV)/bin/substrate proof --url "$$url"
 
 test: install check-history ## released history unchanged, then the whole suite (TEST_WORKERS=1 for one process)
 	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)

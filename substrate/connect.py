@@ -14,9 +14,12 @@ Every connection is bounded in time, so a command run from cron ends and says wh
   no limit): the session's ``statement_timeout``.
 
 A command may pass its own values (``substrate gates --connect-timeout/--statement-timeout``);
-else the environment decides, else the default. The statement timeout is set right after the
-connection is made (``set_config``), not as a startup option a connection pooler may refuse. A
-statement that outlasts it fails with SQLSTATE 57014, which the command reports.
+else the environment decides, else the default. The review commands (verify, drift, schema,
+scratch databases) read whole ledgers and catalogs by design (verify recomputes every seal), so
+their default is no statement limit (``REVIEW``); the environment still bounds them. The
+statement timeout is set right after the connection is made (``set_config``), not as a startup
+option a connection pooler may refuse. A statement that outlasts it fails with SQLSTATE 57014,
+which the command reports.
 
 URLs are accepted in the SQLAlchemy spelling Alembic uses (``postgresql+psycopg://``) and in
 libpq's (``postgresql://``); ``psql_url`` and ``to_conninfo`` give libpq's, which psql, psycopg
@@ -36,6 +39,7 @@ EXIT_CANNOT_CHECK = 2  # no database, a malformed URL, an unreachable server, ba
 
 DEFAULT_CONNECT_TIMEOUT = 10  # seconds
 DEFAULT_STATEMENT_TIMEOUT = 30  # seconds
+REVIEW = 0  # the review commands' default statement timeout: no limit
 CONNECT_TIMEOUT_ENV = "SUBSTRATE_CONNECT_TIMEOUT"
 STATEMENT_TIMEOUT_ENV = "SUBSTRATE_STATEMENT_TIMEOUT"
 STATEMENT_TIMEOUT_SQLSTATE = "57014"  # query_canceled: what an outlasted statement timeout raises
@@ -99,15 +103,15 @@ def statement_seconds(text: str) -> float:
     return seconds
 
 
-def timeouts(connect_timeout: int | None = None,
-             statement_timeout: float | None = None) -> tuple[int, float]:
+def timeouts(connect_timeout: int | None = None, statement_timeout: float | None = None,
+             statement_default: float = DEFAULT_STATEMENT_TIMEOUT) -> tuple[int, float]:
     """(connect, statement) timeouts in seconds: the given values, else the environment's, else
     the defaults. CannotConnect when an environment value is not a timeout."""
     if connect_timeout is None:
         connect_timeout = _from_env(CONNECT_TIMEOUT_ENV, connect_seconds, DEFAULT_CONNECT_TIMEOUT)
     if statement_timeout is None:
         statement_timeout = _from_env(STATEMENT_TIMEOUT_ENV, statement_seconds,
-                                      DEFAULT_STATEMENT_TIMEOUT)
+                                      statement_default)
     return connect_timeout, statement_timeout
 
 
@@ -139,13 +143,14 @@ def describe_seconds(seconds: float) -> str:
 
 
 def connect(url: str, *, autocommit: bool = True, application_name: str = "substrate",
-            connect_timeout: int | None = None, statement_timeout: float | None = None):
+            connect_timeout: int | None = None, statement_timeout: float | None = None,
+            statement_default: float = DEFAULT_STATEMENT_TIMEOUT):
     """A psycopg connection to ``url`` with both timeouts set (see the module docstring);
     CannotConnect (one line) when there is none to have."""
     import psycopg
 
     info = to_conninfo(url)
-    connect_s, statement_s = timeouts(connect_timeout, statement_timeout)
+    connect_s, statement_s = timeouts(connect_timeout, statement_timeout, statement_default)
     try:
         conn = psycopg.connect(info, autocommit=autocommit, application_name=application_name,
                                connect_timeout=connect_s)

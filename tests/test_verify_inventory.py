@@ -191,3 +191,27 @@ def test_derived_state_before_0009_is_not_installed_and_not_a_finding(empty_db, 
     section = derived.section(empty_db)
     assert section["ok"] is True and section["installed"] is False
     assert section["summary"] == "not installed (a revision before 0009_tally_watermark)"
+
+
+def test_verify_runs_without_a_statement_limit_unless_the_environment_sets_one(
+        capsys, monkeypatch, db_url):
+    """Recomputing every seal of a large ledger takes as long as it takes (docs/seals.md); the
+    30 s default of the operational commands would cut it short."""
+    from substrate import connect
+
+    seen = []
+    real = connect.connect
+
+    def recording(*args, **kwargs):
+        conn = real(*args, **kwargs)
+        seen.append(conn.execute("SHOW statement_timeout").fetchone()[0])
+        return conn
+
+    monkeypatch.setattr(connect, "connect", recording)
+    monkeypatch.delenv(connect.STATEMENT_TIMEOUT_ENV, raising=False)
+    assert verify(capsys, "--url", db_url)[0] == 0
+    assert seen and set(seen) == {"0"}
+    seen.clear()
+    monkeypatch.setenv(connect.STATEMENT_TIMEOUT_ENV, "45")
+    assert verify(capsys, "--url", db_url)[0] == 0
+    assert set(seen) == {"45s"}

@@ -222,7 +222,8 @@ def check(url: str, tree: Tree | None = None, scratch_url: str | None = None) ->
 
     tree = tree or Tree()
     try:
-        conn = connect.connect(url, application_name="substrate drift")
+        conn = connect.connect(url, application_name="substrate drift",
+                               statement_default=connect.REVIEW)
     except connect.CannotConnect as error:
         raise CannotCheck(str(error)) from None
     with conn:

@@ -116,7 +116,8 @@ def server_major(conn: psycopg.Connection) -> int:
 
 def render_on(url: str, tree: Tree) -> tuple[int, str]:
     """(major, rendered snapshot of head) on the server at ``url``."""
-    with connect.connect(url, application_name="substrate schema") as conn:
+    with connect.connect(url, application_name="substrate schema",
+                         statement_default=connect.REVIEW) as conn:
         major = server_major(conn)
     head = tree.head()
     return major, schema_snapshot.render(scratch.build(url, head, tree, purpose="schema"), head)

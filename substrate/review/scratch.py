@@ -106,7 +106,8 @@ def build(url: str, revision: str, tree: Tree | None = None, purpose: str = "dri
     tree = tree or Tree()
     name = f"substrate_{purpose}_{secrets.token_hex(4)}"
     try:
-        server = connect.connect(url, application_name="substrate scratch")
+        server = connect.connect(url, application_name="substrate scratch",
+                                 statement_default=connect.REVIEW)
     except connect.CannotConnect as error:
         raise CannotBuild(f"{error} (to build the expected state)") from None
     with server:
@@ -126,7 +127,8 @@ def build(url: str, revision: str, tree: Tree | None = None, purpose: str = "dri
             if prepare:
                 _prepare(target, prepare, notes if notes is not None else [])
             upgrade(target, revision, tree)
-            with connect.connect(target, application_name="substrate scratch") as scratch:
+            with connect.connect(target, application_name="substrate scratch",
+                                 statement_default=connect.REVIEW) as scratch:
                 return schema_snapshot.collect(scratch)
         except connect.CannotConnect as error:
             raise CannotBuild(f"{error} (the scratch database {name})") from None
@@ -136,7 +138,8 @@ def build(url: str, revision: str, tree: Tree | None = None, purpose: str = "dri
 
 
 def _prepare(url: str, statements: list[sql.Composed], notes: list[str]) -> None:
-    with connect.connect(url, application_name="substrate scratch") as scratch:
+    with connect.connect(url, application_name="substrate scratch",
+                         statement_default=connect.REVIEW) as scratch:
         for statement in statements:
             try:
                 scratch.execute(statement)

@@ -37,7 +37,8 @@ def _main(args) -> int:
         url = connect.resolve_url(args.url)
 
         def another():
-            return connect.connect(url, application_name="substrate verify")
+            return connect.connect(url, application_name="substrate verify",
+                                   statement_default=connect.REVIEW)
 
         with another() as conn:
             report = build_report(conn, Reference(Tree(args.alembic_ini),
