@@ -1,65 +1,63 @@
-"""Item 1: the logger against a plain INSERT of the same row, at head and at the revisions before.
+"""Item 1: the logger against a plain INSERT of the same row, at head and as released at 0009.
 
-Three databases on the bench server: ``head`` (logger v3: no tally trigger, the gate snapshot
-read from one row, a watermark fold on about one run in 1024), ``0008`` at 0008_run_tally
-(logger v2 and the per-row tally trigger) and ``0007`` at 0007_runtime_reader_v2 (logger v1, no
-tally). In the head database the bench also creates ``bench_minimal_log(text)``, the yardstick
-the issue quotes: a minimal plpgsql logger (the vocabulary check, then the insert). pgbench (the
-server's own, 4 clients, 2 threads) runs custom scripts, each variant for the same number of
-seconds, rotated within every round and repeated over rounds; each ledger is emptied before each
-run. The baseline is a plain INSERT into the head ledger of the row the logger writes (the same
-values, the 9-gate snapshot included): what writing the row costs without the logger's lookups.
-A ratio is the variant's tps over the baseline's tps in the same round; the figure is the median
-ratio.
+Two databases on the bench server: ``head`` and ``0009`` (at 0009_tally_watermark, logger v3).
+pgbench (the server's own, 4 clients, 2 threads) runs custom scripts, each variant for the same
+number of seconds, rotated within every round and repeated over rounds; each ledger is emptied
+before each run. Every call writes an 'applied' row in mode apply, so at head the logger's gate
+rule is exercised on every call: the gates the workload's commands need (the runtime gate and
+their required_gates) are opened through the gate protocol before each run, so each run starts
+with a fresh window. The baseline is a plain INSERT into the head ledger of the row the logger
+writes: the same values, the session_login column's default, and the live gate snapshot as a
+literal. In the head database the bench also creates ``bench_minimal_log(text)``, the yardstick
+the issue quotes: a minimal plpgsql logger (the vocabulary check, then the baseline's insert).
+Sealing is on: the logger folds on about one run in 1024 and each fold seals what it moves;
+each head logger run records how many seal links it made. A ratio is the variant's tps over the
+baseline's in the same round; the figure is the median ratio.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 import tempfile
 from pathlib import Path
 
-from common import Server, log, median, migrated, revisions
+import gate_windows
+import pgbench
+from common import PROJECT_ROOT, Server, log, median, migrated, revisions
 
 DIGEST = "0123456789abcdef0123456789abcdef"
-GATES = (
-    "iu_core.composer_enabled",
-    "iu_core.structure_ops_enabled",
-    "iu_core.delivery_enabled",
-    "iu_core.three_axis_auto_refresh_enabled",
-    "queue.job_substrate.enabled",
-    "queue.dlq.replay_enabled",
-    "iu_enact.allow_no_review_decision",
-    "iu_core.vector_sync_enabled",
-    "iu_core.operator_runtime_enabled",
-)
-SNAPSHOT = json.dumps({key: "false" for key in sorted(GATES)})
-FOUR_COMMANDS = (
-    "ARRAY['dot_iu_add_piece', 'dot_iu_healthcheck', 'dot_iu_route_deliver', 'dot_iu_split_piece']"
-)
+FOUR_COMMANDS = ("dot_iu_add_piece", "dot_iu_healthcheck", "dot_iu_route_deliver",
+                 "dot_iu_split_piece")
 WORKLOADS = {
-    "same command": "'dot_iu_add_piece'",
-    "different commands": f"({FOUR_COMMANDS})[:client_id % 4 + 1]",
+    "same command": ("'dot_iu_add_piece'", ("dot_iu_add_piece",)),
+    "different commands": (
+        "(ARRAY[" + ", ".join(f"'{c}'" for c in FOUR_COMMANDS) + "])[:client_id % 4 + 1]",
+        FOUR_COMMANDS,
+    ),
 }
-# Each database (its key in VARIANTS) and the revision it is upgraded to ("head" resolved).
-DATABASES = {"head": "head", "0008": "0008_run_tally", "0007": "0007_runtime_reader_v2"}
+# Each database and the revision it is upgraded to ("head" resolved).
+DATABASES = {"head": "head", "0009": "0009_tally_watermark"}
 BASELINE = "plain INSERT, head"
-# (label, database, statement kind); the first is the baseline.
-VARIANTS = (
-    (BASELINE, "head", "insert"),
-    ("logger v3, head", "head", "logger"),
-    ("minimal plpgsql logger, head", "head", "minimal"),
-    ("logger v2 + per-row tally, 0008", "0008", "logger"),
-    ("logger v1, 0007", "0007", "logger"),
-)
-GOAL = "logger v3, head"
 YARDSTICK = "minimal plpgsql logger, head"
-TPS = re.compile(r"^tps = ([0-9.]+) \((?:without|excluding)", re.MULTILINE)
 
 
-def statement(kind: str, command: str) -> str:
+def head_logger_version() -> str:
+    """The newest fn_dot_iu_command_log version file: the logger head runs."""
+    files = (PROJECT_ROOT / "sql_functions").glob("fn_dot_iu_command_log.v*.sql")
+    return f"v{max(int(path.name.split('.')[1][1:]) for path in files)}"
+
+
+def variants() -> list[tuple[str, str, str]]:
+    """(label, database, statement kind); the first is the baseline."""
+    return [
+        (BASELINE, "head", "insert"),
+        (f"logger {head_logger_version()}, head", "head", "logger"),
+        (YARDSTICK, "head", "minimal"),
+        ("logger v3, 0009", "0009", "logger"),
+    ]
+
+
+def statement(kind: str, command: str, snapshot: str) -> str:
     if kind == "logger":
         return (
             f"SELECT public.fn_dot_iu_command_log({command}, 'apply', 'applied', 'bench', "
@@ -70,14 +68,15 @@ def statement(kind: str, command: str) -> str:
     return (
         "INSERT INTO public.dot_iu_command_run (command_name, run_mode, run_status, mutating,"
         f" actor, params_digest, gate_snapshot) VALUES ({command}, 'apply', 'applied', true,"
-        f" 'bench', '{DIGEST}', '{SNAPSHOT}');\n"
+        f" 'bench', '{DIGEST}', '{snapshot}');\n"
     )
 
 
-# The yardstick: the vocabulary check and the baseline's insert (same row, same literal
-# snapshot), with the logger's function attributes.
-MINIMAL_LOGGER = f"""
-CREATE FUNCTION public.bench_minimal_log(p_command text)
+def minimal_logger(snapshot: str) -> str:
+    """The yardstick: the vocabulary check and the baseline's insert (same row, same literal
+    snapshot), with the logger's function attributes."""
+    return f"""
+CREATE OR REPLACE FUNCTION public.bench_minimal_log(p_command text)
 RETURNS bigint
 LANGUAGE plpgsql
 VOLATILE
@@ -97,110 +96,151 @@ BEGIN
     END IF;
     INSERT INTO public.dot_iu_command_run
            (command_name, run_mode, run_status, mutating, actor, params_digest, gate_snapshot)
-    VALUES (p_command, 'apply', 'applied', v_mutating, 'bench', '{DIGEST}', '{SNAPSHOT}')
+    VALUES (p_command, 'apply', 'applied', v_mutating, 'bench', '{DIGEST}', '{snapshot}')
     RETURNING run_id INTO v_run_id;
     RETURN v_run_id;
 END
 $function$"""
 
 
-def same_rows(server: Server, databases: dict[str, str], command: str) -> None:
-    """Every variant writes the same row (but run_id and created_at), or the ratios lie."""
+class Ledgers:
+    """Empties a database's ledger before a run (at head closing its gates first and opening
+    them again after, so the run starts with a fresh window) and says what a run wrote."""
+
+    def __init__(self, server: Server, databases: dict[str, str], gates: list[str]):
+        self.server, self.databases, self.gates = server, databases, gates
+
+    def empty(self, database: str) -> int:
+        """Empty the ledger; returns the newest seal link's id (0 at 0009)."""
+        with self.server.connect(self.databases[database]) as conn:
+            if database == "head":
+                gate_windows.close_gates(conn, self.gates)
+            with conn.transaction():
+                if database == "head":  # 0012 on: the switch names the deleting transaction
+                    conn.execute("SELECT set_config('dot_iu.ledger_maintenance',"
+                                 " pg_current_xact_id()::text, true)")
+                else:
+                    conn.execute("SET LOCAL dot_iu.ledger_maintenance = 'on'")
+                conn.execute("TRUNCATE public.dot_iu_command_run, public.iu_gate_transition")
+            if database != "head":
+                return 0
+            gate_windows.open_gates(conn, self.gates)
+            return conn.execute("SELECT coalesce(max(seal_id), 0)"
+                                " FROM public.dot_iu_ledger_seal").fetchone()[0]
+
+    def facts(self, database: str, newest_link: int) -> dict:
+        """How many rows the run wrote and how many run-ledger seal links it made (head)."""
+        with self.server.connect(self.databases[database]) as conn:
+            rows = conn.execute(
+                "SELECT count(*) FROM public.dot_iu_command_run"
+                " WHERE command_name NOT LIKE 'dot\\_iu\\_gate\\_%'").fetchone()[0]
+            links = None
+            if database == "head":
+                links = conn.execute(
+                    "SELECT count(*) FROM public.dot_iu_ledger_seal"
+                    " WHERE ledger = 'run' AND seal_id > %s", (newest_link,)).fetchone()[0]
+        return {"rows": rows, "run_links": links}
+
+
+def written_row(server: Server, dbname: str, sql: str) -> dict:
+    """The one row ``sql`` writes, every column but run_id and created_at."""
+    with server.connect(dbname) as conn:
+        conn.execute(sql)
+        rows = conn.execute(
+            "SELECT to_jsonb(r) - 'run_id' - 'created_at' FROM public.dot_iu_command_run AS r"
+            " WHERE command_name NOT LIKE 'dot\\_iu\\_gate\\_%'"
+        ).fetchall()
+    assert len(rows) == 1, rows
+    return rows[0][0]
+
+
+def head_snapshot(server: Server, ledgers: Ledgers, command: str) -> str:
+    """The live gate snapshot the head logger records with the gates open, as JSON text."""
+    ledgers.empty("head")
+    row = written_row(server, ledgers.databases["head"], statement("logger", command, ""))
+    ledgers.empty("head")
+    return json.dumps(row["gate_snapshot"], sort_keys=True)
+
+
+def same_rows(server: Server, ledgers: Ledgers, command: str, snapshot: str,
+              labelled: list[tuple[str, str, str]]) -> dict:
+    """Every head variant writes the same row (but run_id and created_at), and 0009's logger
+    the same in every column it has but the snapshot (0009 has no live gates), or the ratios
+    lie."""
     rows = {}
-    columns = (
-        "command_name, run_mode, run_status, mutating, actor, params_digest, "
-        "gate_snapshot, evidence"
-    )
-    for label, database, kind in VARIANTS:
-        dbname = databases[database]
-        empty_ledger(server, dbname)
-        with server.connect(dbname) as conn:
-            conn.execute(statement(kind, command))
-            rows[label] = conn.execute(
-                f"SELECT {columns} FROM public.dot_iu_command_run"
-            ).fetchall()
-        empty_ledger(server, dbname)
-    if any(found != rows[BASELINE] for found in rows.values()):
-        raise AssertionError(f"the variants write different rows: {rows}")
-
-
-def empty_ledger(server: Server, dbname: str) -> None:
-    with server.connect(dbname, autocommit=False) as conn:
-        conn.execute("SET LOCAL dot_iu.ledger_maintenance = 'on'")
-        conn.execute("TRUNCATE public.dot_iu_command_run, public.iu_gate_transition")
-        conn.commit()
-
-
-def pgbench(server: Server, dbname: str, script: Path, seconds: int, mode: str) -> float:
-    result = subprocess.run(
-        [
-            server.tool("pgbench"),
-            "-n",
-            "-c",
-            "4",
-            "-j",
-            "2",
-            "-T",
-            str(seconds),
-            "-M",
-            mode,
-            "-f",
-            str(script),
-            server.conninfo(dbname),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    found = TPS.search(result.stdout)
-    if result.returncode != 0 or not found:
-        raise RuntimeError(f"pgbench {script.name}: {result.stdout}{result.stderr}")
-    return float(found.group(1))
+    for label, database, kind in labelled:
+        ledgers.empty(database)
+        rows[label] = written_row(server, ledgers.databases[database],
+                                  statement(kind, command, snapshot))
+        ledgers.empty(database)
+    for label, database, _ in labelled:
+        have = rows[label]
+        want = {key: value for key, value in rows[BASELINE].items() if key in have}
+        if database != "head":  # 0009 records no live gates: compare all but the snapshot
+            have = {key: value for key, value in have.items() if key != "gate_snapshot"}
+            want.pop("gate_snapshot")
+        if have != want:
+            raise AssertionError(f"{label} writes a different row: {have} != {want}")
+    return rows
 
 
 def run(server: Server, rounds: int, seconds: int, modes: list[str]) -> dict:
+    labelled = variants()
     resolved = revisions(*DATABASES.values())
     databases = {key: f"bench_{key}" for key in DATABASES}
     at = {key: migrated(server, databases[key], resolved[DATABASES[key]]) for key in DATABASES}
     with server.connect(databases["head"]) as conn:
-        conn.execute(MINIMAL_LOGGER)
-    same_rows(server, databases, WORKLOADS["same command"])
+        gates = gate_windows.needed(conn, [c for _, cs in WORKLOADS.values() for c in cs])
+    ledgers = Ledgers(server, databases, gates)
+    first_command = WORKLOADS["same command"][0]
+    snapshot = head_snapshot(server, ledgers, first_command)
+    with server.connect(databases["head"]) as conn:
+        conn.execute(minimal_logger(snapshot))
+    rows = same_rows(server, ledgers, first_command, snapshot, labelled)
+    logger_label = labelled[1][0]
     results: dict = {
-        "clients": 4,
-        "threads": 2,
+        "clients": pgbench.CLIENTS,
+        "threads": pgbench.THREADS,
         "seconds_per_run": seconds,
         "rounds": rounds,
         "revisions": at,
         "baseline": BASELINE,
-        "goal": GOAL,
+        "goal": logger_label,
+        "goal_ratio": 0.85,
         "yardstick": YARDSTICK,
+        "gates_open_at_head": gates,
+        "head_snapshot": snapshot,
+        "rows_written_once": rows,
         "variants": {
             label: {"database": database, "revision": at[database], "statement": kind}
-            for label, database, kind in VARIANTS
+            for label, database, kind in labelled
         },
         "workloads": {},
     }
     with tempfile.TemporaryDirectory(prefix="bench-scripts-") as scratch:
-        for workload, command in WORKLOADS.items():
+        for workload, (command, _) in WORKLOADS.items():
             scripts = {}
             for kind in ("insert", "logger", "minimal"):
                 scripts[kind] = Path(scratch) / f"{kind}-{workload.replace(' ', '-')}.sql"
-                scripts[kind].write_text(statement(kind, command))
+                scripts[kind].write_text(statement(kind, command, snapshot))
             for mode in modes:
                 log(
                     f"throughput: {workload}, -M {mode}, {rounds} round(s) x "
-                    f"{len(VARIANTS)} variant(s) x {seconds}s"
+                    f"{len(labelled)} variant(s) x {seconds}s"
                 )
-                tps: dict[str, list[float]] = {label: [] for label, _, _ in VARIANTS}
-                ratios: dict[str, list[float]] = {label: [] for label, _, _ in VARIANTS}
+                tps: dict[str, list[float]] = {label: [] for label, _, _ in labelled}
+                ratios: dict[str, list[float]] = {label: [] for label, _, _ in labelled}
+                written: dict[str, list[dict]] = {label: [] for label, _, _ in labelled}
                 for number in range(rounds):
-                    shift = number % len(VARIANTS)
-                    order = VARIANTS[shift:] + VARIANTS[:shift]
+                    shift = number % len(labelled)
+                    order = labelled[shift:] + labelled[:shift]
                     this_round = {}
                     for label, database, kind in order:
-                        empty_ledger(server, databases[database])
-                        this_round[label] = pgbench(
+                        newest_link = ledgers.empty(database)
+                        this_round[label] = pgbench.tps(
                             server, databases[database], scripts[kind], seconds, mode
                         )
+                        written[label].append(ledgers.facts(database, newest_link))
                     for label in this_round:
                         tps[label].append(this_round[label])
                         ratios[label].append(this_round[label] / this_round[BASELINE])
@@ -210,9 +250,13 @@ def run(server: Server, rounds: int, seconds: int, modes: list[str]) -> dict:
                         "ratios": ratios[label],
                         "tps_p50": median(tps[label]),
                         "ratio_p50": median(ratios[label]),
+                        "written": written[label],
                     }
-                    for label, _, _ in VARIANTS
+                    for label, _, _ in labelled
                 }
+    links = [entry["run_links"] for modes_ in results["workloads"].values()
+             for variants_ in modes_.values() for entry in variants_[logger_label]["written"]]
+    results["logger_run_links"] = {"min": min(links), "max": max(links)} if links else None
     for dbname in databases.values():
         server.drop_database(dbname)
     return results

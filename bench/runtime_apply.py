@@ -1,0 +1,192 @@
+"""Item 9: one ``OperatorRuntime.apply`` of a trivial command against the bare transaction it
+stands for.
+
+One database at head with the IU Core stand-ins of tests/fixtures/iu_core_standins.sql (so the
+catalog resolves as on IU Core), whose ``fn_iu_collection_healthcheck()`` is then replaced by
+a bench stand-in that answers a constant (the fixture's refuses to run); a login
+``bench_runtime`` in dot_iu_runtime, as a deployment runs the runtime; the runtime gate open
+(dot_iu_healthcheck needs no other). Timed, each call in turn, rotating:
+
+- ``OperatorRuntime.apply('dot_iu_healthcheck', {}, 'bench')`` through ``psycopg_executor``,
+  in process (one connection, kept);
+- the same through ``psql_executor`` (one ``psql`` process per transaction);
+- the baseline: a bare psycopg transaction on a kept connection, as that login: BEGIN, the
+  target function, the logger writing the same 'applied' row (the runtime's digest and evidence
+  keys), COMMIT;
+- for scale, the baseline's transaction through one ``psql`` process.
+
+The runtime's executors are wrapped in a timer, so each apply is also split into the
+transactions it makes (resolve the catalog row and the gates; take the lease; the apply
+itself; give the lease back). Ratios are p50 over the baseline's p50, same run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+
+import gate_windows
+import psycopg
+from common import PROJECT_ROOT, Server, log, migrated, revisions, summary
+from psycopg import sql
+
+from substrate.runtime import OperatorRuntime, psql_executor, psycopg_executor
+
+COMMAND = "dot_iu_healthcheck"
+LOGIN = "bench_runtime"
+WARMUP = 5
+STANDINS = PROJECT_ROOT / "tests" / "fixtures" / "iu_core_standins.sql"
+ANSWERING = """
+CREATE OR REPLACE FUNCTION public.fn_iu_collection_healthcheck()
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $standin$
+BEGIN
+  RETURN '{"healthy": true}'::jsonb;
+END
+$standin$;
+COMMENT ON FUNCTION public.fn_iu_collection_healthcheck() IS
+  'BENCH STAND-IN for IU Core (bench/runtime_apply.py): answers a constant; not IU Core.';
+"""
+TARGET = "SELECT public.fn_iu_collection_healthcheck()"
+LOG = ("SELECT public.fn_dot_iu_command_log(%s::text, 'apply', 'applied', 'bench', %s::text,"
+       " %s::jsonb)")
+# What each of the runtime's transactions is, by a name in its first statement.
+PHASES = (
+    ("fn_dot_iu_runtime_lease_acquire", "lease acquire"),
+    ("fn_dot_iu_runtime_apply_begin", "apply"),
+    ("fn_dot_iu_runtime_lease_release", "lease release"),
+    ("dot_iu_command_catalog", "resolve"),
+)
+
+
+class Timed:
+    """An executor that times each transaction it runs, by phase."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.seconds: dict[str, list[float]] = {}
+
+    def run(self, statements, *, read_only: bool = False):
+        phase = next((name for key, name in PHASES if key in statements[0].sql), "other")
+        start = time.perf_counter()
+        try:
+            return self.inner.run(statements, read_only=read_only)
+        finally:
+            self.seconds.setdefault(phase, []).append(time.perf_counter() - start)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def prepare(server: Server, dbname: str) -> None:
+    with server.connect(dbname) as conn:
+        conn.execute(STANDINS.read_text())
+        conn.execute(ANSWERING)
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE dot_iu_runtime").format(
+            sql.Identifier(LOGIN)))
+        gate_windows.open_gates(conn, [gate_windows.RUNTIME_GATE])
+
+
+def login_conninfo(server: Server, dbname: str) -> str:
+    return server.conninfo(dbname).replace("user=postgres", f"user={LOGIN}")
+
+
+def evidence() -> str:
+    """The keys the runtime's 'applied' row carries in its evidence."""
+    return json.dumps({"correlation_id": str(uuid.uuid4()), "epoch": 1,
+                       "lease": "operator_runtime", "mode": "apply", "result_rows": 1,
+                       "statements": 1}, sort_keys=True)
+
+
+def bare(conn, digest: str):
+    """The baseline: the target and the same 'applied' row, in one transaction."""
+    facts = evidence()
+
+    def call() -> None:
+        conn.execute("BEGIN")
+        conn.execute(TARGET).fetchall()
+        conn.execute(LOG, (COMMAND, digest, facts)).fetchall()
+        conn.execute("COMMIT")
+
+    return call
+
+
+def bare_psql(server: Server, dbname: str, digest: str):
+    script = (f"BEGIN;\n{TARGET};\nSELECT public.fn_dot_iu_command_log('{COMMAND}', 'apply',"
+              f" 'applied', 'bench', '{digest}', '{evidence()}'::jsonb);\nCOMMIT;\n")
+    argv = [server.tool("psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d",
+            login_conninfo(server, dbname), "-f", "-"]
+
+    def call() -> None:
+        subprocess.run(argv, input=script, capture_output=True, text=True, check=True)
+
+    return call
+
+
+def applier(runtime: OperatorRuntime):
+    def call() -> None:
+        result = runtime.apply(COMMAND, {}, "bench")
+        if result.status != "applied":
+            raise AssertionError(f"apply: {result.status}: {result.message}")
+
+    return call
+
+
+def run(server: Server, calls: int) -> dict:
+    dbname = "bench_runtime"
+    revision = migrated(server, dbname, revisions("head")["head"])
+    prepare(server, dbname)
+    via_psycopg = Timed(psycopg_executor(login_conninfo(server, dbname)))
+    via_psql = Timed(psql_executor("127.0.0.1", server.cluster.port, LOGIN, dbname,
+                                   psql=server.tool("psql")))
+    runtimes = {"psycopg": OperatorRuntime(via_psycopg), "psql": OperatorRuntime(via_psql)}
+    digest = runtimes["psycopg"].apply(COMMAND, {}, "bench").params_digest
+    conn = psycopg.connect(login_conninfo(server, dbname), autocommit=True)
+    actions = {
+        "bare psycopg transaction": bare(conn, digest),
+        "OperatorRuntime.apply, psycopg_executor": applier(runtimes["psycopg"]),
+        "OperatorRuntime.apply, psql_executor": applier(runtimes["psql"]),
+        "bare transaction, one psql process": bare_psql(server, dbname, digest),
+    }
+    for action in actions.values():
+        for _ in range(WARMUP):
+            action()
+    for timed in (via_psycopg, via_psql):
+        timed.seconds.clear()
+    log(f"runtime: {calls} calls of each, rotating")
+    seconds: dict[str, list[float]] = {name: [] for name in actions}
+    names = list(actions)
+    for number in range(calls):
+        shift = number % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            actions[name]()
+            seconds[name].append(time.perf_counter() - start)
+    conn.close()
+    for timed in (via_psycopg, via_psql):
+        timed.close()
+    with server.connect(dbname) as admin:
+        applied = admin.execute(
+            "SELECT count(*) FROM public.dot_iu_command_run"
+            " WHERE command_name = %s AND run_status = 'applied'", (COMMAND,)).fetchone()[0]
+        gate_windows.close_gates(admin, [gate_windows.RUNTIME_GATE])
+    server.drop_database(dbname)
+    with server.connect("postgres") as admin:
+        admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(LOGIN)))
+    baseline = "bare psycopg transaction"
+    results: dict = {"revision": revision, "command": COMMAND, "calls": calls,
+                     "baseline": baseline, "goal_ratio": 1.5, "applied_rows": applied,
+                     "ms": {}, "phases_ms": {}}
+    base_p50 = summary(seconds[baseline])["p50"]
+    for name in actions:
+        results["ms"][name] = summary([s * 1000 for s in seconds[name]])
+        results["ms"][name]["ratio_p50"] = summary(seconds[name])["p50"] / base_p50
+    for executor, timed in (("psycopg", via_psycopg), ("psql", via_psql)):
+        results["phases_ms"][executor] = {
+            phase: summary([s * 1000 for s in values]) for phase, values in timed.seconds.items()
+        }
+    return results

@@ -1,0 +1,273 @@
+"""bench/results.md: the tables of one run, each with a line on how to read it."""
+
+from __future__ import annotations
+
+
+def _f(value: float, digits: int = 2) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def _x(ratio: float) -> str:
+    return f"{ratio:.1f}x" if ratio < 10 else f"{ratio:,.0f}x"
+
+
+def machine(results: dict) -> list[str]:
+    m = results["machine"]
+    return [
+        f"Machine: {m['cpu']}, nproc {m['nproc']}, {m['ram_gb']:.1f} GB RAM, PostgreSQL "
+        f"{m['postgresql']} (embedded, {m['storage']}, {', '.join(m['server_settings'])}), "
+        f"Python {m['python']}; load average {m['load_average_start'][0]:.2f} at start, "
+        f"{m['load_average_end'][0]:.2f} at end; {results['started']}, "
+        f"{results['duration_s'] / 60:.1f} min."
+    ]
+
+
+def throughput(t: dict) -> list[str]:
+    labels = list(t["variants"])
+    out = [
+        "",
+        f"**1. Logger against plain INSERT** (pgbench, {t['clients']} clients, "
+        f"{t['threads']} threads, {t['rounds']} rounds x {t['seconds_per_run']} s per "
+        f"variant, rotated; median tps and, in brackets, the median per-round ratio "
+        f"to the baseline `{t['baseline']}`; every call an 'applied' row with the gates it "
+        f"needs open ({', '.join(t['gates_open_at_head'])}); head = {t['revisions']['head']}, "
+        f"0009 = {t['revisions']['0009']})",
+        "",
+        "| workload | pgbench -M | " + " | ".join(labels) + " |",
+        "|---|---|" + "---:|" * len(labels),
+    ]
+    for workload, modes in t["workloads"].items():
+        for mode, variants in modes.items():
+            cells = [
+                f"{_f(variants[label]['tps_p50'], 0)} ({variants[label]['ratio_p50']:.3f})"
+                for label in labels
+            ]
+            out.append(f"| {workload} | {mode} | " + " | ".join(cells) + " |")
+    goal = t["goal"]
+    simple = [modes["simple"][goal]["ratio_p50"] for modes in t["workloads"].values()
+              if "simple" in modes]
+    if simple:
+        met = all(ratio >= t["goal_ratio"] for ratio in simple)
+        out += ["", f"How to read: the ratio is what the variant keeps of a plain INSERT's tps "
+                f"in the same round; the goal is {goal} >= {t['goal_ratio']} with the default "
+                f"protocol (simple): {'met' if met else 'MISSED'} "
+                f"({', '.join(f'{r:.3f}' for r in simple)})."]
+    if t.get("logger_run_links"):
+        links = t["logger_run_links"]
+        out.append(f"Sealing: each {goal} run made {links['min']:,} to {links['max']:,} seal "
+                   f"links (one per fold).")
+    return out
+
+
+def views(v: dict) -> list[str]:
+    sizes = v["sizes"]
+    tail = f"{v['tail']:,} rows past the watermark"
+    short = [entry for entry in sizes if entry["rows_past_watermark"] < v["tail"]]
+    if short:
+        tail += " (" + ", ".join(
+            f"all {entry['rows_past_watermark']:,} at {entry['rows']:,}" for entry in short) + ")"
+    out = [
+        "",
+        f"**2. View latency, ms** (`SELECT *` from a client, p50 / p95 of {v['runs']} runs, "
+        f"v1 (as 0003_operator_runtime created them) and head ({v['revision']}) interleaved on "
+        f"the same rows, with {tail}; head returned exactly v1's rows at every size; tally "
+        f"rebuild = fn_dot_iu_command_run_tally_rebuild() at head, timed when the ledger held "
+        f"all but those last rows, sealed already: what a full recount costs)",
+        "",
+        "| ledger rows | registry v1 | registry head | v1/head | health v1 | health head | "
+        "v1/head | tally rebuild |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for entry in sizes:
+        r, h = entry["registry"], entry["health"]
+        out.append(
+            f"| {entry['rows']:,} | {_f(r['v1_ms']['p50'])} / {_f(r['v1_ms']['p95'])} | "
+            f"{_f(r['head_ms']['p50'])} / {_f(r['head_ms']['p95'])} | "
+            f"{_x(r['speedup_p50'])} | {_f(h['v1_ms']['p50'])} / {_f(h['v1_ms']['p95'])} | "
+            f"{_f(h['head_ms']['p50'])} / {_f(h['head_ms']['p95'])} | "
+            f"{_x(h['speedup_p50'])} | {_f(entry['rebuild_seconds'])} s |"
+        )
+    if v.get("growth"):
+        g = v["growth"]
+        out += [
+            "",
+            f"How to read: from {g['from_rows']:,} to {g['to_rows']:,} rows the head p50 "
+            f"changes x{g['registry_head_p50_ratio']:.2f} (registry) and "
+            f"x{g['health_head_p50_ratio']:.2f} (health); v1: "
+            f"x{g['registry_v1_p50_ratio']:,.0f} and x{g['health_v1_p50_ratio']:,.0f}.",
+        ]
+    return out
+
+
+def tooling(tl: dict) -> list[str]:
+    mig, cl, cmd = tl["migrate"], tl["clone"], tl["commands"]
+    out = [
+        "",
+        f"**3-5. Tooling** (seconds, p50 / p95 of {mig['alembic_s']['runs']} runs unless "
+        f"noted; ratio of p50s to the baseline in the same run)",
+        "",
+        "| figure | p50 / p95 s | baseline | baseline p50 s | ratio |",
+        "|---|---:|---|---:|---:|",
+        f"| 3. `alembic upgrade head`, empty database | {_f(mig['alembic_s']['p50'])} / "
+        f"{_f(mig['alembic_s']['p95'])} | `psql -f` of the rendered SQL | "
+        f"{_f(mig['psql_s']['p50'])} | {mig['ratio_p50']:.1f} |",
+        f"| 4. test fixture: clone the migrated template + drop "
+        f"({cl['clone_and_drop_s']['runs']} runs) | {_f(cl['clone_and_drop_s']['p50'], 3)}"
+        f" / {_f(cl['clone_and_drop_s']['p95'], 3)} | `alembic upgrade head` (item 3) | "
+        f"{_f(cl['migrate_p50_s'])} | {cl['ratio_p50']:.3f} |",
+    ]
+    for name in ("drift", "verify"):
+        entry = cmd[name]
+        if entry == "not available":
+            out.append(f"| 5. `substrate {name}`, migrated database | not available | | | |")
+            continue
+        out.append(
+            f"| 5. `substrate {name}`, migrated database (exit {entry['exit_code']}) | "
+            f"{_f(entry['seconds']['p50'])} / {_f(entry['seconds']['p95'])} | "
+            f"`substrate --help` | {_f(cmd['baseline_s']['p50'])} | {entry['ratio_p50']:.1f} |"
+        )
+    out += ["", "How to read: a ratio is how many times its baseline the figure takes."]
+    return out
+
+
+def upgrade(u: dict) -> list[str]:
+    led = u["ledger"]
+    out = [
+        "",
+        f"**6. Upgrade stall** (a ledger of {led['rows']:,} rows at {u['start']}; during each "
+        f"step {u['clients']} pgbench clients (default protocol) keep calling the logger "
+        f"(`{u['logger_call']}`); latencies of the calls that overlap `alembic upgrade <step>`; "
+        f"before = the {u['warmup_s']} s before it)",
+        "",
+        "| step | upgrade s | calls during | p50 ms | p99 ms | max ms | calls > 1 s | failed "
+        "calls | longest pause s | p99 / max ms before |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for step in u["steps"]:
+        d, b = step["during"], step["before"]
+        failed = ", ".join(f"{n} {kind}" for kind, n in d.get("failed", {}).items()) or "none"
+        if step["clients_aborted"]:
+            failed += f"; {len(step['clients_aborted'])} client(s) aborted"
+        if step["error"]:
+            failed += f"; UPGRADE FAILED: {step['error'][:120]}"
+        out.append(
+            f"| {step['revision']} | {_f(step['upgrade_seconds'], 1)} | {d.get('calls', 0):,} | "
+            f"{_f(d.get('p50_ms', 0))} | {_f(d.get('p99_ms', 0))} | {_f(d.get('max_ms', 0), 0)} "
+            f"| {d.get('over_1s', 0)} | {failed} | {_f(step['longest_pause_s'], 2)} | "
+            f"{_f(b.get('p99_ms', 0))} / {_f(b.get('max_ms', 0), 0)} |"
+        )
+    out += ["", f"How to read: the target is that no logger call stalls more than "
+            f"{u['stall_threshold_s']:.0f} s (max ms < 1,000, no call > 1 s) and none fails; "
+            f"a deadlock failure is a call the upgrade's locks killed (it is not retried); "
+            f"longest pause = the longest time no call completed during the step."]
+    for step in u["steps"]:
+        for wait in step.get("lock_waits", [])[:2]:
+            out.append(f"- {step['revision']}: loggers waited up to {wait['longest_s']:.2f} s "
+                       f"for {wait['mode']} on {wait['waits_for']}, held by `{wait['blocker']}`")
+        slowest = (step.get("slowest") or [None])[0]
+        if slowest and slowest["latency_ms"] > 100:
+            began = slowest["started_after_upgrade_began_s"]
+            ended = slowest["ended_after_upgrade_ended_s"]
+            out.append(f"- {step['revision']}: slowest call {slowest['latency_ms']:,.0f} ms "
+                       f"({slowest['status']}), started {began:.2f} s into the upgrade, ended "
+                       f"{ended:+.2f} s from its end")
+        if step.get("logger_errors"):
+            out.append(f"- {step['revision']}: logger error: `{step['logger_errors'][0][:200]}`")
+    after = u.get("seal_check_after")
+    if after:
+        found = "nothing" if after["ok"] else "FINDINGS"
+        out.append(f"After the last step the seal check found {found} ({after['summary']}); "
+                   f"the largest run link holds {after['largest_link_rows']:,} rows.")
+    return out
+
+
+def seals(s: dict) -> list[str]:
+    out = [
+        "",
+        f"**7. Seal verification** (`substrate.review.verify.seals.section`, "
+        f"{s['sizes'][0]['workers'] if s['sizes'] else 2} workers, p50 / max of {s['runs']} "
+        f"runs, on a head ledger sealed in links of 1,024 ids as the folds seal it; EXPLAIN = "
+        f"`EXPLAIN (ANALYZE, BUFFERS)` of the section's range query over a sample of links; "
+        f"`substrate verify` end to end, once)",
+        "",
+        "| ledger rows | run links | seconds p50 / max | sealed rows/s | ms per link | "
+        "EXPLAIN: ms per link, us per row | `substrate verify` s (exit; seals section?) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for entry in s["sizes"]:
+        ex, cli = entry["explain"], entry["substrate_verify"]
+        out.append(
+            f"| {entry['rows']:,} | {entry['run_links']:,} | {_f(entry['seconds']['p50'], 1)} / "
+            f"{_f(entry['seconds']['max'], 1)} | {_f(entry['rows_per_second_p50'], 0)} | "
+            f"{_f(entry['ms_per_link_p50'])} | {_f(ex['ms_per_link'])}, {_f(ex['us_per_row'])} | "
+            f"{_f(cli['seconds'], 1)} (exit {cli['exit_code']}; "
+            f"{'yes' if cli['has_seals_section'] else 'no'}) |"
+        )
+    out += ["", f"How to read: the target is a full check of {s['goal_rows']:,} rows within "
+            f"{s['goal_seconds']} s; rows/s counts sealed rows recomputed (the 1,500 past the "
+            f"frontier are only counted)."]
+    return out
+
+
+def readers(r: dict) -> list[str]:
+    head, old = list(r["readers"])
+    out = [
+        "",
+        f"**8. Gate reader with a live window** (`{r['readers'][head]}` at {r['revision']} "
+        f"against the reader as released before 0011, `{r['readers'][old]}`, created beside it "
+        f"from its v1 file; client: {r['calls']:,} calls of each, alternating; server: "
+        f"{r['loop']:,} calls in one statement, median of {r['runs']} runs)",
+        "",
+        "| reader | client p50 / p95 ms | server us per call |",
+        "|---|---:|---:|",
+    ]
+    for name in r["readers"]:
+        c, srv = r["client_ms"][name], r["server_us"][name]
+        out.append(f"| {name} | {_f(c['p50'], 3)} / {_f(c['p95'], 3)} | "
+                   f"{_f(srv['per_call_p50'], 1)} |")
+    out += ["", f"How to read: head / v1 = {r['client_ratio_p50']:.2f} (client p50), "
+            f"{r['client_ratio_p95']:.2f} (client p95), {r['server_ratio_p50']:.2f} (server): "
+            f"what reading the window costs over reading the value alone."]
+    return out
+
+
+def runtime(r: dict) -> list[str]:
+    out = [
+        "",
+        f"**9. Runtime apply** (`OperatorRuntime.apply('{r['command']}', {{}}, ...)` as a "
+        f"dot_iu_runtime login at {r['revision']}, {r['calls']:,} calls of each, rotating; "
+        f"ratio = p50 over the p50 of `{r['baseline']}`: the target function and the same "
+        f"'applied' row through the logger, BEGIN ... COMMIT on a kept connection)",
+        "",
+        "| call | p50 / p95 ms | ratio |",
+        "|---|---:|---:|",
+    ]
+    for name, ms in r["ms"].items():
+        out.append(f"| {name} | {_f(ms['p50'], 2)} / {_f(ms['p95'], 2)} | "
+                   f"{ms['ratio_p50']:.2f} |")
+    for executor, phases in r["phases_ms"].items():
+        parts = ", ".join(f"{phase} {_f(ms['p50'], 2)}" for phase, ms in phases.items())
+        out.append(f"\nOne apply through {executor}_executor, by transaction (p50 ms): {parts}.")
+    out += ["", f"How to read: the aim is a psycopg_executor apply at most {r['goal_ratio']} "
+            f"times the bare transaction; the psql executor pays a psql process per "
+            f"transaction (the last row shows one such process for the bare transaction)."]
+    return out
+
+
+SECTIONS = (
+    ("throughput", throughput),
+    ("views", views),
+    ("tooling", tooling),
+    ("upgrade", upgrade),
+    ("seals", seals),
+    ("readers", readers),
+    ("runtime", runtime),
+)
+
+
+def render(results: dict) -> str:
+    out = machine(results)
+    for key, section in SECTIONS:
+        if key in results:
+            out += section(results[key])
+    return "\n".join(out) + "\n"
