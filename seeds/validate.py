@@ -20,25 +20,23 @@ from seeds.registry import (
 # Mirrors ck_dot_iu_command_catalog_command_name in revision 0003_operator_runtime.
 COMMAND_NAME_RE = re.compile(r"^dot_iu_[a-z0-9_]+$")
 IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
-# Types as PostgreSQL renders them (format_type / oidvectortypes), so signatures resolve exactly.
+# Types as PostgreSQL renders them (format_type / oidvectortypes), so signatures resolve exactly,
+# and that the operator runtime can bind (substrate.runtime.params.SCALAR_TYPES; a test keeps the
+# two equal): a command the runtime could not call is refused here, not at its first apply.
 CANONICAL_TYPES = frozenset(
+    {"bigint", "boolean", "integer", "jsonb", "numeric", "smallint", "text", "uuid"}
+)
+# Types PostgreSQL has that the runtime does not bind (docs/runtime.md, "Governed SQL only").
+UNBOUND_TYPES = frozenset(
     {
-        "bigint",
-        "boolean",
         "bytea",
         "date",
         "double precision",
-        "integer",
         "interval",
         "json",
-        "jsonb",
-        "numeric",
         "real",
-        "smallint",
-        "text",
         "timestamp with time zone",
         "timestamp without time zone",
-        "uuid",
     }
 )
 TYPE_ALIASES = {
@@ -61,8 +59,11 @@ def type_problem(type_name: str) -> str | None:
     base = type_name.removesuffix("[]")
     if base in CANONICAL_TYPES:
         return None
-    if base in TYPE_ALIASES:
+    if base in TYPE_ALIASES and TYPE_ALIASES[base] in CANONICAL_TYPES:
         return f"write {TYPE_ALIASES[base]!r} (as PostgreSQL renders it), not {base!r}"
+    if TYPE_ALIASES.get(base, base) in UNBOUND_TYPES:
+        return (f"{type_name!r} is a type the operator runtime cannot bind (it binds "
+                f"{', '.join(sorted(CANONICAL_TYPES))} and one-dimensional arrays of them)")
     return f"{type_name!r} is not a known canonical type ({', '.join(sorted(CANONICAL_TYPES))})"
 
 

@@ -23,7 +23,8 @@ COMMANDS = {
     "proof": ("substrate.demo.proof",
               "the original design's four-step proof, live, on a scratch database"),
     "verify": ("substrate.review.verify.cli",
-               "inventory, catalog, targets, gate safety, derived state, migration checksums"),
+               "inventory, catalog, targets, gate safety, derived state, privileges, seal "
+               "chains, migration checksums"),
     "drift": ("substrate.review.drift",
               "a live database against what its recorded revision should contain"),
     "gates": ("substrate.gates.cli",

@@ -176,6 +176,21 @@ def test_validation_refuses_a_parameter_type_postgresql_would_render_differently
     assert any("write 'integer'" in p for p in problems)
 
 
+@pytest.mark.parametrize("pg_type", ["date", "timestamp with time zone", "bytea", "interval[]"])
+def test_validation_refuses_a_parameter_type_the_runtime_cannot_bind(pg_type):
+    target = TargetFunction("public", "fn_iu_piece_restore", (Param("piece_id", pg_type),))
+    problems = registry_problems(replaced("dot_iu_restore_piece", target=target))
+    assert any("a type the operator runtime cannot bind" in p for p in problems), problems
+
+
+def test_the_registry_accepts_exactly_the_types_the_runtime_binds():
+    """seeds/ and substrate/ import nothing of each other, so the two lists are kept equal here."""
+    from seeds.validate import CANONICAL_TYPES
+    from substrate.runtime.params import SCALAR_TYPES
+
+    assert CANONICAL_TYPES == SCALAR_TYPES
+
+
 def test_validation_refuses_one_function_name_with_two_signatures():
     target = TargetFunction("public", "fn_iu_structure_op_apply", (Param("op", "text"),))
     problems = registry_problems(replaced("dot_iu_move_piece", target=target))

