@@ -5,6 +5,7 @@ and open gates are not drift; the command exits 0 clean, 1 drift, 2 could not ch
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -359,3 +360,24 @@ def test_drift_drops_the_scratch_database_even_when_the_upgrade_fails(pg, db_url
     code, _, err = run(capsys, "--url", db_url, "--alembic-ini", str(ini))
     assert code == 2 and "alembic upgrade" in err and "broken" in err
     assert scratch_databases(pg) == []
+
+
+def test_iu_core_s_data_access_to_dot_config_is_information_not_drift(db, db_url, capsys):
+    login = f"drift_iu_core_{os.getpid()}"
+    db.execute(f"DROP ROLE IF EXISTS {login}")
+    db.execute(f"CREATE ROLE {login} LOGIN")
+    try:
+        db.execute(f"GRANT SELECT, UPDATE ON dot_config TO {login}")
+        code, out, _ = run(capsys, "--url", db_url, "--json")
+        report = json.loads(out)
+        assert code == 0, report["findings"]
+        assert (f"table public.dot_config: {login} holds SELECT, UPDATE (dot_config is shared "
+                "with IU Core; its guard keeps the gates safe whoever writes); not drift"
+                in report["information"])
+        db.execute(f"GRANT TRUNCATE ON dot_config TO {login}")
+        code, out, _ = run(capsys, "--url", db_url)
+        assert code == 1
+        assert f"public.dot_config to {login}" in out
+    finally:
+        db.execute(f"DROP OWNED BY {login}")
+        db.execute(f"DROP ROLE {login}")

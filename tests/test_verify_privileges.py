@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 
+import psycopg
 import pytest
 
 from substrate.review.verify import privileges
@@ -91,11 +92,11 @@ def test_drift_is_a_finding_with_a_repair_that_works(db, statement, finding):
 
 
 def test_a_grant_to_a_login_is_a_finding(db, login):
-    db.execute(f"GRANT INSERT, UPDATE ON dot_config TO {login}")
+    db.execute(f"GRANT INSERT, UPDATE ON dot_iu_command_catalog TO {login}")
     (finding,) = check(db)["findings"]
-    assert finding == (f"table public.dot_config: {login} holds INSERT, UPDATE, which the matrix "
-                       f"does not give (repair: REVOKE INSERT, UPDATE ON TABLE public.dot_config "
-                       f"FROM {login})")
+    assert finding == (f"table public.dot_iu_command_catalog: {login} holds INSERT, UPDATE, which "
+                       f"the matrix does not give (repair: REVOKE INSERT, UPDATE ON TABLE "
+                       f"public.dot_iu_command_catalog FROM {login})")
     repair_all(db, [finding])
     assert check(db)["ok"]
 
@@ -148,3 +149,34 @@ def test_verify_cli_exits_1_on_a_privilege_finding(capsys, db, db_url):
     out = capsys.readouterr().out
     assert "privileges: " in out
     assert "REVOKE SELECT ON TABLE public.dot_config FROM PUBLIC" in out
+
+
+def test_iu_core_s_own_access_to_the_shared_dot_config_is_information(db, login):
+    db.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON dot_config TO {login}")
+    db.execute(f"GRANT UPDATE (value) ON dot_config TO {login}")
+    report = check(db)
+    assert report["ok"], report["findings"]
+    assert report["shared"] == [
+        f"column public.dot_config.value: {login} holds UPDATE (dot_config is shared with IU "
+        "Core; its guard keeps the gates safe whoever writes)",
+        f"table public.dot_config: {login} holds DELETE, INSERT, SELECT, UPDATE (dot_config is "
+        "shared with IU Core; its guard keeps the gates safe whoever writes)"]
+    # What the grant allows cannot open a gate: the guard refuses it whoever writes.
+    with db.transaction():
+        db.execute(f"SET LOCAL ROLE {login}")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), db.transaction():
+            db.execute("UPDATE dot_config SET value = 'true' WHERE key = "
+                       "'iu_core.composer_enabled'")
+
+
+@pytest.mark.parametrize("statement", [
+    "GRANT SELECT ON dot_config TO PUBLIC",
+    "GRANT TRUNCATE ON dot_config TO {login}",
+    "GRANT TRIGGER ON dot_config TO {login}",
+    "GRANT SELECT ON dot_iu_command_run TO {login}",
+])
+def test_other_access_to_package_objects_stays_a_finding(db, login, statement):
+    db.execute(statement.format(login=login))
+    report = check(db)
+    assert not report["ok"]
+    assert report["shared"] == []

@@ -21,6 +21,8 @@ Not drift, by design, and reported as information instead:
   are not. Gate safety is ``substrate verify``'s job (``fn_iu_gate_verify_closed``);
 - config keys under the package's prefixes that no revision creates: ``dot_config`` is IU Core's
   configuration table, and IU Core keeps its own settings there;
+- IU Core's roles' data access to ``dot_config`` (``substrate.review.shared``): its guard keeps
+  the gates safe whoever writes;
 - objects outside the package's naming (other tables of a shared database, IU Core's own
   ``fn_iu_*`` functions): never read at all.
 
@@ -39,7 +41,7 @@ import sys
 from dataclasses import dataclass, field
 
 from substrate import connect
-from substrate.review import schema_snapshot
+from substrate.review import schema_snapshot, shared
 from substrate.review.schema_snapshot import SECTIONS, Item, Ref, Snapshot
 from substrate.review.tree import Tree, UnknownRevision
 
@@ -149,6 +151,11 @@ def compare(live: Snapshot, want: Snapshot) -> tuple[list[Finding], list[str]]:
                 information.append(
                     f"config key {key} = {have_items[key].fields['value']!r} is not created by "
                     "any revision (dot_config is shared with IU Core; not drift)")
+                continue
+            if section == "privileges" and shared.is_shared_grant(
+                    key, have_items[key].fields["privileges"]):
+                information.append(shared.describe(key, have_items[key].fields["privileges"])
+                                   + "; not drift")
                 continue
             findings.append(Finding(section, key, "unexpected"))
         for key in sorted(set(have_items) & set(want_items)):

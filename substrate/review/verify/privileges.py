@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from substrate.review import schema_snapshot
+from substrate.review import schema_snapshot, shared
 from substrate.review.schema_snapshot import COMMITTED
 
 ROLES = ("dot_iu_owner", "dot_iu_runtime", "dot_iu_gate_operator", "dot_iu_auditor")
@@ -70,9 +70,13 @@ def _quote(name: str) -> str:
 
 
 
-def _grant_findings(want: dict[str, str], have: dict[str, str]) -> list[str]:
+def _grant_findings(want: dict[str, str], have: dict[str, str],
+                    shared_lines: list[str]) -> list[str]:
     findings = []
     for key in sorted(set(want) | set(have)):
+        if key not in want and shared.is_shared_grant(key, have[key]):
+            shared_lines.append(shared.describe(key, have[key]))
+            continue
         target, grantee = key.rsplit(" to ", 1)
         if target.startswith("column ") or grantee == "OWNER":
             if key in want and key in have and want[key] != have[key]:
@@ -173,9 +177,10 @@ def section(conn, path: Path = COMMITTED) -> dict:
               if key.rsplit(" to ", 1)[0] in present}
     findings = _role_findings(conn) if owned else []
     findings += _owner_findings(values("owners"), live["owners"])
+    shared_lines: list[str] = []
     findings += _grant_findings(wanted,
                                 {key: item.fields["privileges"]
-                                 for key, item in live["privileges"].items()})
+                                 for key, item in live["privileges"].items()}, shared_lines)
     findings += _trigger_findings(want.get("triggers", {}), live["triggers"])
     for role, database, setting in conn.execute(SETTINGS_SQL).fetchall():
         scope = (f"role {role} in database {database}" if role and database
@@ -197,6 +202,8 @@ def section(conn, path: Path = COMMITTED) -> dict:
         "summary": (f"{len(live['owners'])} objects, {grants} grant(s) beside the owners', "
                     f"{len(live['triggers'])} trigger(s): "
                     + ("as the matrix says" if not findings else f"{len(findings)} finding(s)")),
-        "lines": [f"members: {line}" for line in lines],
+        "shared": shared_lines,
+        "lines": [f"members: {line}" for line in lines]
+                 + [f"shared: {line}" for line in shared_lines],
         "findings": findings,
     }
