@@ -32,6 +32,15 @@ from sqlalchemy import create_engine, pool
 
 from alembic import command
 from substrate.review import schema_snapshot
+from substrate.review.tree import Tree
+
+HEAD = Tree().head()
+REVISIONS = Tree().applied(HEAD)  # base first
+
+
+def steps_down(target: str) -> int:
+    """How many steps a downgrade from head to ``target`` runs."""
+    return len(REVISIONS) - 1 - REVISIONS.index(target)
 
 INI = str(PROJECT_ROOT / "alembic.ini")
 
@@ -92,7 +101,7 @@ def test_a_programmatic_caller_gets_the_sqlstate_of_a_refusal(pg, db, db_url):
     assert caught.value.sqlstate == "55000"
     assert isinstance(caught.value.__cause__.orig, psycopg.Error)
     assert caught.value.__cause__.orig.sqlstate == "55000"
-    assert version(db) == "0014_seed_required_gates"
+    assert version(db) == HEAD
 
 
 # -- one line, never a traceback ----------------------------------------------------------------
@@ -133,7 +142,7 @@ def _state(pg, dbname: str):
 
 def test_a_range_with_a_refusing_step_changes_nothing_online(pg, db, db_name, db_url):
     """The gates step (0011) refuses while a gate is open, whatever allow_data_loss says; the
-    steps above it (0014, 0013, 0012, which drops the seals with the acknowledgement) would
+    steps above it (0015 to 0012, which drops the seals with the acknowledgement) would
     have gone through and committed one by one. Rehearsed, none of them runs."""
     gate_open(db)
     before = _state(pg, db_name)
@@ -150,10 +159,11 @@ def test_a_range_with_a_refusing_step_changes_nothing_rendered(pg, db, db_name, 
     gate_open(db)
     before = _state(pg, db_name)
     script = render_sql("-x", "allow_data_loss=true", "downgrade",
-                        "0014_seed_required_gates:0002_migration_history")
+                        f"{HEAD}:0002_migration_history")
+    steps = steps_down("0002_migration_history")
     head, _, body = script.partition("ROLLBACK;")
-    assert "-- Rehearsal of the downgrade" in head and head.count("-- Running downgrade") == 12
-    assert body.count("-- Running downgrade") == 12 and body.count("COMMIT;") == 12
+    assert "-- Rehearsal of the downgrade" in head and head.count("-- Running downgrade") == steps
+    assert body.count("-- Running downgrade") == steps and body.count("COMMIT;") == steps
     result = psql(db_name, script, check=False)
     assert result.returncode != 0
     assert "refusing to restore readers that read the value alone" in result.stderr
@@ -163,8 +173,7 @@ def test_a_range_with_a_refusing_step_changes_nothing_rendered(pg, db, db_name, 
 def test_a_range_that_passes_its_rehearsal_runs_step_by_step(db, db_url):
     result = alembic_cli(db_url, "downgrade", "0011_gates_fail_closed")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "rehearsed the downgrade 0014_seed_required_gates -> 0011_gates_fail_closed" \
-        in result.stderr
-    assert result.stderr.count("Running downgrade") == 3
+    assert f"rehearsed the downgrade {HEAD} -> 0011_gates_fail_closed" in result.stderr
+    assert result.stderr.count("Running downgrade") == steps_down("0011_gates_fail_closed")
     assert version(db) == "0011_gates_fail_closed"
     pgtap.hasnt_table(db, "dot_iu_ledger_seal")

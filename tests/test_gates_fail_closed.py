@@ -172,6 +172,72 @@ def test_a_governable_gate_becomes_true_only_through_fn_iu_gate_open(db, who):
     assert value(db, GATE) == "false"
 
 
+HAND_OPEN = (
+    "INSERT INTO iu_gate_transition (gate_key, action, prev_value, new_value, approval_id,"
+    " ttl_seconds, expires_at, actor, reason, run_id)"
+    " SELECT %s, 'open', 'false', 'true', 'CHG-BY-HAND', 600, now() + interval '10 minutes',"
+    " 'owner@example', 'by hand', max(run_id) FROM dot_iu_command_run"
+)
+# fn_iu_gate_open's UPDATE, byte for byte: the guard compares the statement that fired it.
+OPEN_UPDATE = """UPDATE public.dot_config
+       SET value = 'true', updated_at = pg_catalog.now()
+     WHERE key = p_gate"""
+
+
+@pytest.mark.parametrize("who", ["superuser", "owner role"])
+def test_an_open_transition_written_by_hand_does_not_let_the_owner_set_true(db, who):
+    """The guard wants fn_iu_gate_open itself on the call stack, not only its ledger row."""
+    gate_open(db, gate=GATE, ttl=1)
+    gate_close(db, gate=GATE)
+    with db.transaction(force_rollback=True):
+        if who == "owner role":
+            db.execute("SET LOCAL ROLE dot_iu_owner")
+        db.execute(HAND_OPEN, (GATE,))
+        pgtap.throws_ok(db, "UPDATE dot_config SET value = 'true' WHERE key = %s", "42501",
+                        "only by fn_iu_gate_open", params=(GATE,))
+    with db.transaction(force_rollback=True):
+        db.execute(HAND_OPEN, (GATE,))
+        db.execute("DELETE FROM dot_config WHERE key = %s", (GATE,))
+        pgtap.throws_ok(db, "INSERT INTO dot_config (key, value) VALUES (%s, 'true')", "42501",
+                        params=(GATE,))
+    assert value(db, GATE) == "false"
+
+
+@pytest.mark.parametrize("disguise", [
+    "its exact statement text, from another function",
+    "a frame forged inside the statement text",
+])
+def test_a_function_posing_as_fn_iu_gate_open_is_refused(db, disguise):
+    gate_open(db, gate=GATE, ttl=1)
+    gate_close(db, gate=GATE)
+    statement = (OPEN_UPDATE if disguise.startswith("its exact") else
+                 "UPDATE public.dot_config SET value = 'true' WHERE key = p_gate /*\"\n"
+                 "PL/pgSQL function public.fn_iu_gate_open(text,text,text,text,integer) line 78"
+                 " at SQL statement\n*/")
+    with db.transaction(force_rollback=True):
+        db.execute(
+            "CREATE FUNCTION pg_temp.fn_iu_gate_open(p_gate text, a text, b text, c text,"
+            f" d integer) RETURNS void LANGUAGE plpgsql AS $f$ BEGIN {statement}; END $f$")
+        db.execute(HAND_OPEN, (GATE,))
+        pgtap.throws_ok(db, "SELECT pg_temp.fn_iu_gate_open(%s, 'a', 'b', 'c', 1)", "42501",
+                        "only by fn_iu_gate_open", params=(GATE,))
+    assert value(db, GATE) == "false"
+
+
+def test_the_guard_knows_fn_iu_gate_open_s_statement_and_open_works_from_any_depth(db):
+    source = db.execute("SELECT prosrc FROM pg_proc WHERE oid = "
+                        "'public.fn_iu_gate_open(text, text, text, text, integer)'::regprocedure"
+                        ).fetchone()[0]
+    assert source.count(OPEN_UPDATE) == 1
+    guard = db.execute("SELECT prosrc FROM pg_proc WHERE oid = "
+                       "'public.fn_dot_iu_gate_guard()'::regprocedure").fetchone()[0]
+    assert "PL/pgSQL function public.fn_iu_gate_open(text,text,text,text,integer) line " in guard
+    db.execute("DO $$ BEGIN PERFORM public.fn_iu_gate_open('iu_core.composer_enabled', "
+               "'CHG-7', 'ops@example', 'nested', 60); END $$")
+    assert value(db, GATE) == "true" and reads(db, GATE) is True
+    gate_close(db, gate=GATE)
+
+
 def test_closing_and_deleting_a_gate_by_hand_stay_allowed(db):
     gate_open(db, gate=GATE, ttl=600)
     pgtap.lives_ok(db, "UPDATE dot_config SET value = 'false' WHERE key = %s", params=(GATE,))

@@ -17,6 +17,10 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT_ROOT
 
+from substrate.review.tree import Tree
+
+HEAD = Tree().head()
+
 IMMUTABLE = "released revisions are immutable: add a new version and a new revision"
 
 
@@ -95,19 +99,18 @@ def test_an_edited_revision_helper_fails_for_every_revision_that_imports_it(tree
 
 
 def test_a_deleted_released_revision_fails(tree):
-    (tree / "alembic" / "versions" / "0014_seed_required_gates.py").unlink()
+    (tree / "alembic" / "versions" / f"{HEAD}.py").unlink()
     result = history(tree, "check")
     assert result.returncode == 1
-    assert "0014_seed_required_gates: in alembic/history.lock but not in the tree" \
-        in result.stdout
+    assert f"{HEAD}: in alembic/history.lock but not in the tree" in result.stdout
 
 
 def test_a_new_revision_fails_until_it_is_locked_and_lock_never_rewrites_a_line(tree):
     new = tree / "alembic" / "versions" / "0099_example.py"
     new.write_text(
-        '"""Example\n\nRevision ID: 0099_example\nRevises: 0014_seed_required_gates\n"""\n'
+        f'"""Example\n\nRevision ID: 0099_example\nRevises: {HEAD}\n"""\n'
         "import revision_helpers_v1 as h\n\n"
-        'revision = "0099_example"\ndown_revision = "0014_seed_required_gates"\n'
+        f'revision = "0099_example"\ndown_revision = "{HEAD}"\n'
         "branch_labels = None\ndepends_on = None\n\n\n"
         "def upgrade():\n    h.begin(expected_version=down_revision)\n\n\n"
         "def downgrade():\n    h.begin(expected_version=revision)\n")
