@@ -15,11 +15,11 @@ import itertools
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import alembic_cli
 import psycopg
 import pytest
 from psycopg import sql
@@ -154,10 +154,7 @@ def run_alembic(url: str, *args: str, versions: Path | None = None, check: bool 
                 scratch: Path | None = None) -> subprocess.CompletedProcess:
     """Run the project's alembic CLI against ``url``; raise with its output on failure."""
     ini = _alembic_tree(versions, scratch or Path(tempfile.gettempdir()))
-    command = [sys.executable, "-m", "alembic", "-c", str(ini), "-x", f"url={url}", *args]
-    env = {**os.environ}
-    env.pop("DATABASE_URL", None)
-    result = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, env=env)
+    result = alembic_cli.run(["-c", str(ini), "-x", f"url={url}", *args], cwd=PROJECT_ROOT)
     if check and result.returncode != 0:
         raise AssertionError(
             f"alembic {' '.join(args)} exited {result.returncode}\n"

@@ -11,8 +11,8 @@ the plugin would: ``alembic_config`` (the project's alembic.ini) and ``alembic_e
 from __future__ import annotations
 
 import subprocess
-import sys
 
+import alembic_cli as alembic_cli_runner
 import pgtap
 import psycopg
 import pytest
@@ -58,8 +58,7 @@ def alembic_engine(pg, empty_db_name):
 
 
 def alembic_cli(url: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "alembic", "-c", INI, "-x", f"url={url}", *args],
-                          capture_output=True, text=True, cwd=PROJECT_ROOT)
+    return alembic_cli_runner.run(["-c", INI, "-x", f"url={url}", *args], cwd=PROJECT_ROOT)
 
 
 def version(conn) -> str | None:
