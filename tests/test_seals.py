@@ -195,18 +195,20 @@ def test_a_deleted_middle_link_cuts_the_chain(db):
     assert any("does not follow the link before it" in f for f in findings), findings
 
 
-def test_a_recorded_head_catches_a_dropped_last_link(db):
+def test_a_dropped_last_link_shows_and_a_recorded_head_names_it(db):
     history(db)
     recorded = heads(db)["run"]
     assert check(db, (recorded,))["ok"]
     with db.transaction():
         db.execute("SET LOCAL session_replication_role = replica")
         db.execute("DELETE FROM dot_iu_ledger_seal WHERE ledger = 'run'")
-    # Without the recorded head the sealed rows merely look unsealed again...
-    assert check(db)["ok"]
-    # ...with it, the rewrite shows.
-    (finding,) = check(db, (recorded,))["findings"]
-    assert finding.startswith(f"recorded chain head {recorded[:16]}... is not in the chain")
+    # The rows the tally folded are no longer covered by any link...
+    assert check(db)["findings"] == [
+        "run ledger: 8 row(s) (ids 1-8) lie under the tally's watermark (8) but past the last "
+        "link of the run chain (0): links were removed from the end of the chain"]
+    # ...and the recorded head is gone from the chain.
+    findings = check(db, (recorded,))["findings"]
+    assert findings[-1].startswith(f"recorded chain head {recorded[:16]}... is not in the chain")
 
 
 def test_the_seal_table_is_append_only_even_for_a_superuser(db):

@@ -180,3 +180,30 @@ def test_other_access_to_package_objects_stays_a_finding(db, login, statement):
     report = check(db)
     assert not report["ok"]
     assert report["shared"] == []
+
+
+@pytest.mark.parametrize(("statement", "finding"), [
+    ("GRANT USAGE, UPDATE ON SEQUENCE iu_gate_transition_transition_id_seq TO {login}",
+     "sequence public.iu_gate_transition_transition_id_seq: {login} holds UPDATE, USAGE (a "
+     "package table's identity: whoever may setval it can block the table's writers) (repair: "
+     "REVOKE ALL ON SEQUENCE public.iu_gate_transition_transition_id_seq FROM {login})"),
+    ("GRANT dot_iu_owner TO dot_iu_runtime",
+     "role dot_iu_runtime is a member of dot_iu_owner: a package role holds its own rights only "
+     "(repair: REVOKE dot_iu_owner FROM dot_iu_runtime)"),
+    ("GRANT pg_write_all_data TO {login}",
+     "role {login} is a member of pg_write_all_data: it writes every package table directly, "
+     "past the logger's and the gate protocol's rules (repair: REVOKE pg_write_all_data FROM "
+     "{login})"),
+])
+def test_paths_around_the_matrix_are_findings_with_repairs_that_work(db, login, statement,
+                                                                      finding):
+    """Roles are cluster-wide: each statement here is undone by its own repair, or by the
+    login's DROP OWNED / DROP ROLE, before the test ends."""
+    db.execute(statement.format(login=login))
+    try:
+        findings = check(db)["findings"]
+        assert finding.format(login=login) in findings, findings
+        repair_all(db, findings)
+        assert check(db)["ok"]
+    finally:
+        db.execute("REVOKE dot_iu_owner FROM dot_iu_runtime")

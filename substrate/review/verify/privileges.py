@@ -14,6 +14,10 @@ and never a finding. Findings, each with the statement that repairs it:
   package role), and any grant of the matrix that is missing;
 - a package trigger disabled, or enabled otherwise than the migrations enable it (the dot_config
   guard fires ALWAYS, even in replica mode);
+- a grant on the identity sequence of a package table (setval would block its writers), a
+  package role that is a member of another role (it would act with that role's rights), and a
+  role (not a superuser) that is a member of pg_write_all_data (it writes every table past the
+  logger's and the gate protocol's rules);
 - a ``dot_iu.*`` setting stored at database or role level (``ALTER DATABASE/ROLE ... SET``):
   the package reads such settings only as transaction-local switches, and a stored one is how
   a maintenance switch was once left on for every session.
@@ -147,6 +151,58 @@ def _role_findings(conn) -> list[str]:
     return findings
 
 
+SEQUENCE_GRANTS_SQL = r"""
+SELECT pg_catalog.format('public.%%I', s.relname),
+       CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee) END,
+       pg_catalog.string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type)
+  FROM pg_catalog.pg_class AS s
+  JOIN pg_catalog.pg_depend AS d
+    ON d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = s.oid AND d.deptype IN ('a', 'i')
+  JOIN pg_catalog.pg_class AS t ON t.oid = d.refobjid,
+       LATERAL pg_catalog.aclexplode(s.relacl) AS a
+ WHERE s.relkind = 'S' AND t.relnamespace = 'public'::regnamespace
+   AND s.relnamespace = t.relnamespace
+   AND t.relname LIKE ANY (%s) AND a.grantee <> s.relowner
+ GROUP BY 1, 2
+ ORDER BY 1, 2
+"""
+# A package role that is a member of another role acts with that role's rights.
+NESTED_SQL = """
+SELECT m.rolname, r.rolname
+  FROM pg_catalog.pg_auth_members AS a
+  JOIN pg_catalog.pg_roles AS r ON r.oid = a.roleid
+  JOIN pg_catalog.pg_roles AS m ON m.oid = a.member
+ WHERE m.rolname = ANY (%s)
+ ORDER BY 1, 2
+"""
+# Roles that write every table of the database, past every grant of the matrix.
+WRITE_ALL_SQL = """
+SELECT r.rolname
+  FROM pg_catalog.pg_roles AS r
+ WHERE pg_catalog.to_regrole('pg_write_all_data') IS NOT NULL
+   AND r.rolname <> 'pg_write_all_data' AND NOT r.rolsuper
+   AND pg_catalog.pg_has_role(r.oid, 'pg_write_all_data', 'USAGE')
+ ORDER BY 1
+"""
+
+
+def _escalation_findings(conn) -> list[str]:
+    findings = []
+    for sequence, grantee, held in conn.execute(
+            SEQUENCE_GRANTS_SQL, (list(schema_snapshot.OWNED_RELATIONS),)).fetchall():
+        findings.append(f"sequence {sequence}: {grantee} holds {held} (a package table's "
+                        f"identity: whoever may setval it can block the table's writers) "
+                        f"(repair: REVOKE ALL ON SEQUENCE {sequence} FROM {_quote(grantee)})")
+    for member, role in conn.execute(NESTED_SQL, (list(ROLES),)).fetchall():
+        findings.append(f"role {member} is a member of {role}: a package role holds its own "
+                        f"rights only (repair: REVOKE {_quote(role)} FROM {member})")
+    for (role,) in conn.execute(WRITE_ALL_SQL).fetchall():
+        findings.append(f"role {role} is a member of pg_write_all_data: it writes every package "
+                        f"table directly, past the logger's and the gate protocol's rules "
+                        f"(repair: REVOKE pg_write_all_data FROM {_quote(role)})")
+    return findings
+
+
 def section(conn, path: Path = COMMITTED) -> dict:
     if not path.exists():
         return {"ok": False, "strict_ok": True, "error": f"{path} does not exist; run: make "
@@ -182,6 +238,7 @@ def section(conn, path: Path = COMMITTED) -> dict:
                                 {key: item.fields["privileges"]
                                  for key, item in live["privileges"].items()}, shared_lines)
     findings += _trigger_findings(want.get("triggers", {}), live["triggers"])
+    findings += _escalation_findings(conn)
     for role, database, setting in conn.execute(SETTINGS_SQL).fetchall():
         scope = (f"role {role} in database {database}" if role and database
                  else f"role {role}" if role else f"database {database}")

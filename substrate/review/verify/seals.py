@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 GENESIS = "0" * 64
 SEALS = "public.dot_iu_ledger_seal"
+WATERMARK = "public.dot_iu_command_run_tally_watermark"
 LEDGERS = {
     "run": ("public.dot_iu_command_run", "run_id"),
     "transition": ("public.iu_gate_transition", "transition_id"),
@@ -143,6 +144,49 @@ def _walk_chain(ledger: str, links: list[dict], findings: list[str]) -> tuple[li
     return [link for link in live if link["last_id"] > retired], retired
 
 
+def _tail_findings(conn, frontier: int) -> list[str]:
+    """The run chain must reach as far as the tally folded: every fold seals what it moves (an
+    empty range excepted), so run rows at or below the watermark that no link covers mean links
+    were removed, or a fold ran without sealing."""
+    row = conn.execute(
+        f"SELECT w.folded_through, pg_catalog.count(r.run_id), pg_catalog.min(r.run_id),"
+        f"       pg_catalog.max(r.run_id)"
+        f"  FROM {WATERMARK} AS w"
+        f"  LEFT JOIN {LEDGERS['run'][0]} AS r"
+        f"    ON r.run_id > %s AND r.run_id <= w.folded_through"
+        f" GROUP BY w.folded_through", (frontier,)).fetchone()
+    if row is None:
+        return []
+    folded, unsealed, first, last = row
+    if unsealed:
+        return [f"run ledger: {unsealed} row(s) (ids {first}-{last}) lie under the tally's "
+                f"watermark ({folded}) but past the last link of the run chain ({frontier}): "
+                "links were removed from the end of the chain"]
+    if frontier > folded:
+        return [f"run ledger: the run chain reaches id {frontier}, past the tally's watermark "
+                f"({folded}): the watermark was moved back"]
+    return []
+
+
+def _gate_run_findings(conn) -> list[str]:
+    """Every applied run of the gate protocol was written with its transition (and a retirement
+    removes both): an applied gate run without one means the transition ledger lost rows."""
+    orphans = [row[0] for row in conn.execute(
+        f"SELECT r.run_id FROM {LEDGERS['run'][0]} AS r"
+        f" WHERE r.command_name IN ('dot_iu_gate_open', 'dot_iu_gate_close',"
+        f"                          'dot_iu_gate_watchdog')"
+        f"   AND r.run_status = 'applied'"
+        f"   AND NOT EXISTS (SELECT 1 FROM {LEDGERS['transition'][0]} AS t"
+        f"                    WHERE t.run_id = r.run_id)"
+        f" ORDER BY r.run_id LIMIT 21").fetchall()]
+    if not orphans:
+        return []
+    shown = ", ".join(str(run_id) for run_id in orphans[:20]) + (", ..." if len(orphans) > 20
+                                                                   else "")
+    return [f"run ledger: applied gate run(s) {shown} have no transition: transitions were "
+            "removed (or the run rows were written behind the gate protocol)"]
+
+
 def section(conn, connect=None, workers: int = 2, expected_heads: tuple[str, ...] = ()) -> dict:
     exists = conn.execute("SELECT pg_catalog.to_regclass(%s) IS NOT NULL", (SEALS,)).fetchone()[0]
     if not exists:
@@ -209,6 +253,8 @@ def section(conn, connect=None, workers: int = 2, expected_heads: tuple[str, ...
                                 "without their seal (the seal trigger was bypassed)")
         facts[ledger] = {"links": len(mine), "sealed_through": frontier,
                          "retired_through": retired, "rows_past_frontier": past}
+    findings += _tail_findings(conn, facts["run"]["sealed_through"])
+    findings += _gate_run_findings(conn)
     chain = {link["seal_sha256"] for link in links}
     for head in expected_heads:
         if head not in chain:

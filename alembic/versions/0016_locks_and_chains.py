@@ -1,0 +1,130 @@
+"""Locks and chains: the logger holds the gates it reads, leases answer to their login, links stay.
+
+Revision ID: 0016_locks_and_chains
+Revises: 0015_open_by_protocol_only
+
+Creates (docs/runtime.md, docs/seals.md, docs/objects.md):
+- fn_dot_iu_command_log v7 (same signature): an applied apply row locks its gates' dot_config
+  rows FOR SHARE before reading them (a close waits for the applying transaction; a snapshot
+  older than a committed close fails with 40001), so the gate rule holds for a caller that
+  skipped fn_dot_iu_runtime_apply_begin; only refused rows of the package's own commands;
+  evidence without a secret at any depth (keys, and URLs carrying a password); a NULL or blank
+  actor refused with 22023;
+- fn_iu_gate_record_refusal v3: writes its refused or failed row itself (it went through the
+  logger, which from v7 takes only refused rows of the package's own commands);
+- fn_dot_iu_runtime_apply_begin, fn_dot_iu_runtime_lease_renew and
+  fn_dot_iu_runtime_lease_release v2: the lease answers only to the login that acquired it
+  (holder and epoch are readable by every package role, so they alone prove nothing);
+- fn_dot_iu_ledger_seal_guard v1, now the trigger function of dot_iu_ledger_seal's two guard
+  triggers: a link is never updated or deleted, maintenance or not (it shared the ledgers'
+  guard, whose maintenance switch let the owner cut the newest links).
+Grants: the replaced functions keep theirs (CREATE OR REPLACE); the seal guard is a trigger
+function, EXECUTE revoked from PUBLIC. Locks: the two seal triggers are dropped and created in
+this step (SHARE ROW EXCLUSIVE on dot_iu_ledger_seal, held until the step commits: the tally's
+folds skip while it runs, writers of the run ledger never wait).
+Requires: 0015_open_by_protocol_only.
+Reverses: the earlier function versions, the seal triggers back on fn_dot_iu_append_only_guard,
+the seal guard dropped. Refuses nothing: no data is involved.
+"""
+
+from __future__ import annotations
+
+import revision_helpers_v1 as h
+
+revision = "0016_locks_and_chains"
+down_revision = "0015_open_by_protocol_only"
+branch_labels = None
+depends_on = None
+
+SEALS = "public.dot_iu_ledger_seal"
+APPEND_ONLY = "public.fn_dot_iu_append_only_guard()"
+SEAL_GUARD = "public.fn_dot_iu_ledger_seal_guard()"
+SEAL_TRIGGERS = (
+    ("tg_dot_iu_ledger_seal_append_only", "BEFORE UPDATE OR DELETE", "FOR EACH ROW"),
+    ("tg_dot_iu_ledger_seal_no_truncate", "BEFORE TRUNCATE", "FOR EACH STATEMENT"),
+)
+SEAL_GUARD_COMMENT = (
+    "Trigger: the seal chains are append-only without exception: UPDATE, DELETE and TRUNCATE of "
+    "dot_iu_ledger_seal are refused, maintenance or not. SQLSTATE 55000."
+)
+
+RECORD_REFUSAL_COMMENT = (
+    "Records a refused or failed gate call as one run-ledger row of its dot_iu_gate_* command: "
+    "the digest the gate function computes, evidence {sqlstate, message, gate}, never the "
+    "approval or reason. The refusal audit of substrate gates and the operator runtime."
+)
+# (signature, version before, version now, comment before, comment now)
+REPLACED = (
+    (
+        "public.fn_dot_iu_command_log(text, text, text, text, text, jsonb, jsonb)",
+        "fn_dot_iu_command_log.v6.sql", "fn_dot_iu_command_log.v7.sql",
+        "The run ledger's writer for everyone but the package's own functions; returns run_id. "
+        "Records session_user and the live gate snapshot; an applied apply row only while its "
+        "gates read open (55000); correlation_id and plan_run_id from the evidence; a plan-bound "
+        "apply only for a fresh, unused plan of the same command, parameters and catalog row "
+        "(22023, 55000, 23505); 23503 for an uncatalogued command; 22023 for a bad actor or "
+        "evidence; 42501 for the package's own commands.",
+        "The run ledger's writer for everyone but the package's own functions; returns run_id. "
+        "Records session_user and the live gate snapshot; an applied apply row only while its "
+        "gates read open, holding them FOR SHARE until its transaction ends (55000; 40001 for a "
+        "snapshot older than a close); correlation_id and plan_run_id from the evidence; a "
+        "plan-bound apply only for a fresh, unused plan of the same command, parameters and "
+        "catalog row (22023, 55000, 23505); 23503 for an uncatalogued command; 22023 for a "
+        "missing or bad actor, or evidence that is too large or names a secret at any depth; "
+        "42501 for any but a refused row of the package's own commands.",
+    ),
+    (
+        "public.fn_iu_gate_record_refusal(text, text, text, text, text, text, numeric, text, "
+        "text)",
+        "fn_iu_gate_record_refusal.v2.sql", "fn_iu_gate_record_refusal.v3.sql",
+        RECORD_REFUSAL_COMMENT, RECORD_REFUSAL_COMMENT,
+    ),
+    (
+        "public.fn_dot_iu_runtime_apply_begin(text, text, text, bigint)",
+        "fn_dot_iu_runtime_apply_begin.v1.sql", "fn_dot_iu_runtime_apply_begin.v2.sql",
+        "First statement of an apply transaction: holds the lease (current epoch) and the gates "
+        "the command needs (they must read open), or raises 55000.",
+        "First statement of an apply transaction: holds the lease (current epoch, acquired by "
+        "this login) and the gates the command needs (they must read open), or raises 55000.",
+    ),
+    (
+        "public.fn_dot_iu_runtime_lease_renew(text, text, bigint, integer)",
+        "fn_dot_iu_runtime_lease_renew.v1.sql", "fn_dot_iu_runtime_lease_renew.v2.sql",
+        "Extends a live lease, for its holder at that epoch only; false and no change for anyone "
+        "else.",
+        "Extends a live lease, for its holder at that epoch and the login that acquired it only; "
+        "false and no change for anyone else.",
+    ),
+    (
+        "public.fn_dot_iu_runtime_lease_release(text, text, bigint)",
+        "fn_dot_iu_runtime_lease_release.v1.sql", "fn_dot_iu_runtime_lease_release.v2.sql",
+        "Gives a lease back, for its holder at that epoch only; false and no change for anyone "
+        "else.",
+        "Gives a lease back, for its holder at that epoch and the login that acquired it only; "
+        "false and no change for anyone else.",
+    ),
+)
+
+
+def upgrade() -> None:
+    h.begin(expected_version=down_revision)
+    for signature, _, now, _, comment in REPLACED:
+        h.function_file(now)
+        h.comment("FUNCTION", signature, comment)
+    h.new_function("fn_dot_iu_ledger_seal_guard.v1.sql", SEAL_GUARD, SEAL_GUARD_COMMENT)
+    for name, timing, level in SEAL_TRIGGERS:
+        h.execute(f"DROP TRIGGER {name} ON {SEALS}")
+        h.execute(f"CREATE TRIGGER {name} {timing} ON {SEALS} {level} "
+                  f"EXECUTE FUNCTION {SEAL_GUARD}")
+
+
+def downgrade() -> None:
+    h.begin(expected_version=revision)
+    for name, timing, level in reversed(SEAL_TRIGGERS):
+        h.execute(f"DROP TRIGGER {name} ON {SEALS}")
+        h.execute(f"CREATE TRIGGER {name} {timing} ON {SEALS} {level} "
+                  f"EXECUTE FUNCTION {APPEND_ONLY}")
+    h.drop_function(SEAL_GUARD)
+    for signature, before, _, comment, _ in reversed(REPLACED):
+        h.comment("FUNCTION", signature, comment)
+        h.function_file(before)

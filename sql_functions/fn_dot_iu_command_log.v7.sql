@@ -1,0 +1,211 @@
+-- fn_dot_iu_command_log v7: the run ledger's writer for everyone but the package's own protocol
+-- functions (docs/objects.md, "The run ledger"; docs/runtime.md). Same signature and contract as
+-- v6, with four rules made tight:
+--   * the gate rule holds against a concurrent close: before an 'applied' row in mode 'apply'
+--     reads its gates, the logger locks their dot_config rows FOR SHARE (in key order, as
+--     fn_dot_iu_runtime_apply_begin does), so a close or the watchdog waits until the applying
+--     transaction ends, and the readings are taken in a later statement, after the lock. A
+--     transaction whose snapshot is older than a close that committed meanwhile (REPEATABLE
+--     READ, SERIALIZABLE) fails on the lock with 40001 instead of recording a stale 'open'.
+--     v6 read the gates without a lock, so a caller that skipped apply_begin could commit an
+--     applied row after the gate closed;
+--   * the package's own commands (dot_iu_gate_*, dot_iu_runtime_lease_break): only 'refused'
+--     rows come through here (42501 otherwise; v6 let 'failed' rows through). Their failures
+--     are recorded by fn_iu_gate_record_refusal, the gate protocol's own recorder;
+--   * evidence names no secret at any depth: no object key like password, secret, token, api
+--     key, credential, authorization or private key, nested objects and arrays included, and
+--     no string holding a URL with a password in it (scheme://user:password@); 22023. v6
+--     looked at the top-level keys only;
+--   * the actor is required: NULL or blank is refused with 22023 like any other bad actor (v6
+--     left them to the table's constraints, 23502 and 23514).
+-- Unchanged from v6: session_login = session_user; the live gate snapshot (p_gate_snapshot
+-- ignored); actor and evidence limits; correlation and plan ids from the evidence; plan-bound
+-- applies; fail-closed on vocabulary (23503); a tally fold on about one run in 1024.
+CREATE OR REPLACE FUNCTION public.fn_dot_iu_command_log(
+    p_command_name text,
+    p_run_mode text,
+    p_run_status text,
+    p_actor text,
+    p_params_digest text,
+    p_evidence jsonb DEFAULT '{}'::jsonb,
+    p_gate_snapshot jsonb DEFAULT NULL
+)
+RETURNS bigint
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $function$
+DECLARE
+    v_run_id bigint;
+    v_snapshot jsonb;
+    v_required text[];
+    v_shut text;
+    v_correlation_id uuid;
+    v_plan_run_id bigint;
+    v_plan record;
+BEGIN
+    IF p_actor IS NULL OR p_actor !~ '[^[:space:]]'
+       OR (pg_catalog.length(p_actor) > 200
+            OR p_actor ~ '[\u0001-\u001f\u007f-\u00a0\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2000-\u200f\u2028-\u202f\u205f-\u206f\u2800\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb\U0001d173-\U0001d17a\U000e0000-\U000e0fff]'
+            OR p_actor !~ '[0-9A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u1fff\u2070-\u218f\u2c00-\u2dff\u2e80-\uffef\U00010000-\U0010ffff]') THEN
+        RAISE EXCEPTION 'actor %', public.fn_dot_iu_text_problem(p_actor, 200)
+            USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.jsonb_typeof(p_evidence) <> 'object'
+       OR pg_catalog.octet_length(p_evidence::text) > 4096 THEN
+        RAISE EXCEPTION 'evidence must be a JSON object of at most 4096 bytes of text, got a % of % bytes',
+                pg_catalog.jsonb_typeof(p_evidence), pg_catalog.octet_length(p_evidence::text)
+            USING ERRCODE = '22023',
+                  HINT = 'Evidence holds structural facts (ids, counts, SQLSTATEs), never values or documents.';
+    END IF;
+    IF p_evidence <> '{}'::jsonb AND pg_catalog.jsonb_path_exists(p_evidence,
+           'lax $.** ? ((@.type() == "object" && exists (@.keyvalue() ? (@.key like_regex "(passw|secret|token|api.?key|credential|authori[sz]ation|private.?key)" flag "i")))'
+           ' || (@.type() == "string" && @ like_regex "[a-z][a-z0-9+.-]*://[^/@:[:space:]]+:[^/@[:space:]]*@" flag "i"))') THEN
+        RAISE EXCEPTION 'evidence names a secret (a key like password or token, or a URL with a password), at some depth: secrets never enter the ledger'
+            USING ERRCODE = '22023',
+                  HINT = 'Evidence holds structural facts (ids, counts, SQLSTATEs), never credentials.';
+    END IF;
+    IF (p_command_name LIKE 'dot\_iu\_gate\_%' OR p_command_name = 'dot_iu_runtime_lease_break')
+       AND p_run_status IS DISTINCT FROM 'refused' THEN
+        RAISE EXCEPTION '% rows of % are written only by the package''s own functions', p_run_status, p_command_name
+            USING ERRCODE = '42501',
+                  HINT = 'Open, close and watch gates through fn_iu_gate_open/close/watchdog (substrate gates); break a lease with fn_dot_iu_runtime_lease_break.';
+    END IF;
+
+    IF p_evidence ? 'correlation_id' THEN
+        IF p_evidence ->> 'correlation_id' !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
+            RAISE EXCEPTION 'evidence correlation_id must be a uuid' USING ERRCODE = '22023';
+        END IF;
+        v_correlation_id := (p_evidence ->> 'correlation_id')::uuid;
+    END IF;
+    IF p_evidence ? 'plan_run_id' THEN
+        IF p_run_mode IS DISTINCT FROM 'apply' OR p_evidence ->> 'plan_run_id' !~ '^[0-9]{1,18}$' THEN
+            RAISE EXCEPTION 'evidence plan_run_id must be a run id, and only an apply names a plan'
+                USING ERRCODE = '22023';
+        END IF;
+        SELECT r.run_id, r.command_name, r.run_mode, r.run_status, r.params_digest, r.created_at,
+               r.correlation_id, r.evidence ->> 'catalog_md5' AS catalog_md5
+          INTO v_plan
+          FROM public.dot_iu_command_run AS r
+         WHERE r.run_id = (p_evidence ->> 'plan_run_id')::bigint;
+        v_plan_run_id := v_plan.run_id;
+        IF p_run_status = 'applied' THEN
+            IF v_plan.run_id IS NULL OR v_plan.run_mode <> 'plan' OR v_plan.run_status <> 'planned'
+               OR v_plan.command_name IS DISTINCT FROM p_command_name
+               OR v_plan.params_digest IS DISTINCT FROM p_params_digest THEN
+                RAISE EXCEPTION 'run % is not a plan of % with these parameters', p_evidence ->> 'plan_run_id', p_command_name
+                    USING ERRCODE = '22023';
+            END IF;
+            IF v_plan.created_at <= pg_catalog.clock_timestamp() - interval '1 hour' THEN
+                RAISE EXCEPTION 'plan % was made at %, more than an hour ago', v_plan.run_id, v_plan.created_at
+                    USING ERRCODE = '55000',
+                          HINT = 'Plan again.';
+            END IF;
+            IF v_plan.catalog_md5 IS DISTINCT FROM (
+                    SELECT pg_catalog.md5(ROW(c.command_name, c.category, c.mutating, c.reversible,
+                                              c.target_function, c.inverse_command,
+                                              c.required_gates)::text)
+                      FROM public.dot_iu_command_catalog AS c
+                     WHERE c.command_name = p_command_name) THEN
+                RAISE EXCEPTION 'the catalog row of % changed since plan %', p_command_name, v_plan.run_id
+                    USING ERRCODE = '55000',
+                          HINT = 'Plan again.';
+            END IF;
+            IF v_correlation_id IS NOT NULL AND v_correlation_id IS DISTINCT FROM v_plan.correlation_id THEN
+                RAISE EXCEPTION 'plan % belongs to correlation %, not %', v_plan.run_id,
+                        v_plan.correlation_id, v_correlation_id
+                    USING ERRCODE = '22023';
+            END IF;
+            v_correlation_id := v_plan.correlation_id;
+        END IF;
+    END IF;
+
+    IF p_run_mode = 'apply' AND p_run_status = 'applied' THEN
+        -- Hold the gates first; the INSERT below reads them in a snapshot taken after the lock.
+        PERFORM 1
+           FROM public.dot_config AS d
+          WHERE d.key = ANY ('iu_core.operator_runtime_enabled'::text
+                             || coalesce((SELECT c.required_gates
+                                            FROM public.dot_iu_command_catalog AS c
+                                           WHERE c.command_name = p_command_name),
+                                         '{}'::text[]))
+          ORDER BY d.key
+            FOR SHARE;
+    END IF;
+
+    INSERT INTO public.dot_iu_command_run
+           (command_name, run_mode, run_status, mutating, actor, params_digest,
+            gate_snapshot, evidence, session_login, correlation_id, plan_run_id)
+    SELECT p_command_name, p_run_mode, p_run_status, c.mutating, p_actor, p_params_digest,
+           coalesce((SELECT s.snapshot FROM public.dot_iu_gate_snapshot AS s
+                      WHERE s.valid_until > pg_catalog.clock_timestamp()),
+                    (SELECT pg_catalog.jsonb_object_agg(
+                                g.gate_key, CASE WHEN g.reads_open THEN 'true' ELSE 'false' END)
+                       FROM public.fn_iu_gate_state(NULL) AS g)),
+           CASE WHEN p_run_mode = 'plan'
+                THEN coalesce(p_evidence, '{}'::jsonb) || pg_catalog.jsonb_build_object(
+                         'catalog_md5', pg_catalog.md5(ROW(c.command_name, c.category, c.mutating,
+                                                           c.reversible, c.target_function,
+                                                           c.inverse_command,
+                                                           c.required_gates)::text))
+                ELSE coalesce(p_evidence, '{}'::jsonb) END,
+           session_user, v_correlation_id, v_plan_run_id
+      FROM public.dot_iu_command_catalog AS c
+     WHERE c.command_name = p_command_name
+    RETURNING run_id, gate_snapshot,
+              CASE WHEN p_run_mode = 'apply' AND p_run_status = 'applied'
+                   THEN (SELECT c.required_gates FROM public.dot_iu_command_catalog AS c
+                          WHERE c.command_name = p_command_name) END
+         INTO v_run_id, v_snapshot, v_required;
+
+    IF NOT FOUND THEN
+        IF EXISTS (SELECT 1 FROM public.dot_iu_command_catalog) THEN
+            RAISE EXCEPTION 'command % is not in the command catalog', p_command_name
+                USING ERRCODE = '23503',
+                      HINT = 'Add it to seeds/ and generate a seed revision (make seed-revision).';
+        END IF;
+
+        -- The catalog is empty: record the run as mutating (the vocabulary is not loaded yet).
+        INSERT INTO public.dot_iu_command_run
+               (command_name, run_mode, run_status, mutating, actor, params_digest,
+                gate_snapshot, evidence, session_login, correlation_id, plan_run_id)
+        VALUES (p_command_name, p_run_mode, p_run_status, true, p_actor, p_params_digest,
+                coalesce((SELECT s.snapshot FROM public.dot_iu_gate_snapshot AS s
+                           WHERE s.valid_until > pg_catalog.clock_timestamp()),
+                         (SELECT pg_catalog.jsonb_object_agg(
+                                     g.gate_key, CASE WHEN g.reads_open THEN 'true' ELSE 'false' END)
+                            FROM public.fn_iu_gate_state(NULL) AS g)),
+                coalesce(p_evidence, '{}'::jsonb), session_user, v_correlation_id, v_plan_run_id)
+        RETURNING run_id, gate_snapshot,
+                  CASE WHEN p_run_mode = 'apply' AND p_run_status = 'applied' THEN '{}'::text[] END
+             INTO v_run_id, v_snapshot, v_required;
+    END IF;
+
+    IF v_required IS NOT NULL THEN
+        SELECT pg_catalog.string_agg(g.gate, ', ' ORDER BY g.gate) INTO v_shut
+          FROM pg_catalog.unnest('iu_core.operator_runtime_enabled'::text || v_required) AS g (gate)
+         WHERE v_snapshot ->> g.gate IS DISTINCT FROM 'true';
+        IF v_shut IS NOT NULL THEN
+            RAISE EXCEPTION 'an applied row of % needs its gates open; shut: %', p_command_name, v_shut
+                USING ERRCODE = '55000',
+                      HINT = 'Open them through the gate protocol (substrate gates open), then apply again.';
+        END IF;
+        IF v_plan_run_id IS NOT NULL THEN
+            BEGIN
+                INSERT INTO public.dot_iu_command_plan_use (plan_run_id, applied_run_id)
+                VALUES (v_plan_run_id, v_run_id);
+            EXCEPTION WHEN unique_violation THEN
+                RAISE EXCEPTION 'plan % was applied already', v_plan_run_id
+                    USING ERRCODE = '23505',
+                          HINT = 'A plan is applied at most once: plan again.';
+            END;
+        END IF;
+    END IF;
+
+    IF v_run_id % 1024 = 0 THEN
+        PERFORM public.fn_dot_iu_command_run_tally_fold();
+    END IF;
+    RETURN v_run_id;
+END
+$function$;

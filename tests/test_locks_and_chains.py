@@ -1,0 +1,251 @@
+"""0016_locks_and_chains (docs/runtime.md, docs/seals.md): the logger holds the gates it reads, a
+lease answers only to the login that acquired it, the seal chains take no maintenance, and
+verify sees a chain cut short or a gate run without its transition.
+
+Concurrency is real: two sessions, one holding a transaction open while the other tries to close
+the gate with a short lock_timeout (55P03 proves it waited on the holder's lock).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pgtap
+import psycopg
+import pytest
+from gate_helpers import GATE, MAINTENANCE, RUNTIME_GATE, gate_close, gate_open, write_run
+from psycopg import sql
+
+from substrate.review.verify import seals
+
+DIGEST = "0123456789abcdef0123456789abcdef"
+COMMAND = "dot_iu_compose_collection"  # needs iu_core.composer_enabled besides the runtime gate
+LOG_APPLIED = ("SELECT public.fn_dot_iu_command_log(%s, 'apply', 'applied', 'svc@example', %s)")
+CLOSE = "SELECT public.fn_iu_gate_close(%s, 'ops@example', 'emergency stop')"
+_made = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def logins(pg, db_name):
+    """logins(*roles) -> a connection (autocommit) as a fresh LOGIN role in ``roles``."""
+    made, conns = [], []
+
+    def make(*roles: str) -> psycopg.Connection:
+        name = f"lc_{os.getpid()}_{next(_made)}"
+        pg.admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+        made.append(name)
+        for role in roles:
+            pg.admin.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role),
+                                                              sql.Identifier(name)))
+        conn = psycopg.connect(pg.conninfo(db_name).replace(f"user={pg.user}", f"user={name}"),
+                               autocommit=True)
+        conns.append(conn)
+        return conn
+
+    yield make
+    for conn in conns:
+        conn.close()
+    for name in made:
+        pg.admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def open_both(db) -> None:
+    gate_open(db, gate=RUNTIME_GATE)
+    gate_open(db, gate=GATE)
+
+
+def applied_rows(db) -> int:
+    return db.execute("SELECT count(*) FROM dot_iu_command_run WHERE command_name = %s"
+                      " AND run_status = 'applied'", (COMMAND,)).fetchone()[0]
+
+
+# -- the logger holds the gates it reads --------------------------------------------------------
+
+def test_a_close_waits_for_a_direct_logger_call_holding_the_gate(pg, db, db_name, logins):
+    open_both(db)
+    runtime = logins("dot_iu_runtime")
+    closer = pg.connect(db_name)
+    try:
+        with runtime.transaction():
+            runtime.execute(LOG_APPLIED, (COMMAND, DIGEST))
+            closer.execute("SET lock_timeout = '300ms'")
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                closer.execute(CLOSE, (GATE,))
+        closer.execute(CLOSE, (GATE,))  # the applier committed: the close goes through now
+    finally:
+        closer.close()
+    assert applied_rows(db) == 1
+    ordered = db.execute("SELECT command_name FROM dot_iu_command_run WHERE run_id > 2"
+                         " ORDER BY run_id").fetchall()
+    assert [row[0] for row in ordered] == [COMMAND, "dot_iu_gate_close"]
+
+
+@pytest.mark.parametrize("isolation", ["REPEATABLE READ", "SERIALIZABLE"])
+def test_a_snapshot_older_than_a_close_cannot_record_an_applied_row(db, logins, isolation):
+    open_both(db)
+    runtime = logins("dot_iu_runtime")
+    runtime.execute(f"BEGIN ISOLATION LEVEL {isolation}")
+    assert runtime.execute("SELECT public.fn_iu_composer_enabled()").fetchone()[0] is True
+    db.execute(CLOSE, (GATE,))  # committed after the runtime's snapshot was taken
+    with pytest.raises(psycopg.errors.SerializationFailure):
+        runtime.execute(LOG_APPLIED, (COMMAND, DIGEST))
+    runtime.execute("ROLLBACK")
+    assert applied_rows(db) == 0
+
+
+def test_a_close_waits_for_an_apply_begun_by_the_runtime(pg, db, db_name, logins):
+    open_both(db)
+    runtime = logins("dot_iu_runtime")
+    epoch = runtime.execute("SELECT public.fn_dot_iu_runtime_lease_acquire('operator_runtime',"
+                            " 'host:1:a', 60)").fetchone()[0]
+    closer = pg.connect(db_name)
+    try:
+        with runtime.transaction():
+            runtime.execute("SELECT public.fn_dot_iu_runtime_apply_begin(%s, 'operator_runtime',"
+                            " 'host:1:a', %s)", (COMMAND, epoch))
+            closer.execute("SET lock_timeout = '300ms'")
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                closer.execute(CLOSE, (GATE,))
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                closer.execute(CLOSE, (RUNTIME_GATE,))
+    finally:
+        closer.close()
+
+
+# -- the logger's rules, tightened ---------------------------------------------------------------
+
+@pytest.mark.parametrize("evidence", [
+    {"outer": {"password": "hunter2"}},
+    {"steps": [{"ok": True}, {"auth": {"Api_Key": "k"}}]},
+    {"target": "postgresql://app:hunter2@db.internal/iu"},
+    {"urls": ["https://user:pw@example.com/x"]},
+])
+def test_evidence_naming_a_secret_at_any_depth_is_refused_22023(db, logins, evidence):
+    runtime = logins("dot_iu_runtime")
+    before = db.execute("SELECT count(*) FROM dot_iu_command_run").fetchone()[0]
+    pgtap.throws_ok(runtime, "SELECT public.fn_dot_iu_command_log('dot_iu_healthcheck', 'plan',"
+                    " 'planned', 'svc@example', %s, %s)", "22023", "names a secret",
+                    params=(DIGEST, psycopg.types.json.Jsonb(evidence)))
+    assert db.execute("SELECT count(*) FROM dot_iu_command_run").fetchone()[0] == before
+
+
+def test_evidence_without_secrets_still_passes(db, logins):
+    runtime = logins("dot_iu_runtime")
+    evidence = {"url": "https://example.com/a@b", "nested": {"rows": 3, "ids": [1, 2]}}
+    pgtap.lives_ok(runtime, "SELECT public.fn_dot_iu_command_log('dot_iu_healthcheck', 'plan',"
+                   " 'planned', 'svc@example', %s, %s)",
+                   params=(DIGEST, psycopg.types.json.Jsonb(evidence)))
+
+
+@pytest.mark.parametrize("actor", [None, "", "   "])
+def test_a_missing_or_blank_actor_is_refused_22023(logins, actor):
+    runtime = logins("dot_iu_runtime")
+    pgtap.throws_ok(runtime, "SELECT public.fn_dot_iu_command_log('dot_iu_healthcheck', 'plan',"
+                    " 'planned', %s, %s)", "22023", params=(actor, DIGEST))
+
+
+@pytest.mark.parametrize("command", ["dot_iu_gate_open", "dot_iu_gate_close",
+                                     "dot_iu_gate_watchdog", "dot_iu_runtime_lease_break"])
+def test_only_refused_rows_of_the_package_s_own_commands_come_through_the_logger(
+        db, logins, command):
+    runtime = logins("dot_iu_runtime")
+    for status in ("failed", "applied", "verified"):
+        mode = "verify" if status == "verified" else "apply"
+        pgtap.throws_ok(runtime, "SELECT public.fn_dot_iu_command_log(%s, %s, %s, 'x', %s)",
+                        "42501", params=(command, mode, status, DIGEST))
+    pgtap.lives_ok(runtime, "SELECT public.fn_dot_iu_command_log(%s, 'apply', 'refused', 'x',"
+                   " %s)", params=(command, DIGEST))
+
+
+# -- a lease answers to the login that acquired it ---------------------------------------------
+
+def test_another_login_cannot_renew_release_or_apply_under_a_lease(db, logins):
+    open_both(db)
+    holder, other = logins("dot_iu_runtime"), logins("dot_iu_runtime")
+    epoch = holder.execute("SELECT public.fn_dot_iu_runtime_lease_acquire('operator_runtime',"
+                           " 'host:1:a', 60)").fetchone()[0]
+    lease = "SELECT * FROM dot_iu_runtime_lease"
+    before = db.execute(lease).fetchall()
+    assert other.execute("SELECT public.fn_dot_iu_runtime_lease_renew('operator_runtime',"
+                         " 'host:1:a', %s, 600)", (epoch,)).fetchone()[0] is False
+    assert other.execute("SELECT public.fn_dot_iu_runtime_lease_release('operator_runtime',"
+                         " 'host:1:a', %s)", (epoch,)).fetchone()[0] is False
+    pgtap.throws_ok(other, "SELECT public.fn_dot_iu_runtime_apply_begin(%s, 'operator_runtime',"
+                    " 'host:1:a', %s)", "55000", "for this login", params=(COMMAND, epoch))
+    assert db.execute(lease).fetchall() == before
+    # Its own login still can.
+    assert holder.execute("SELECT public.fn_dot_iu_runtime_lease_renew('operator_runtime',"
+                          " 'host:1:a', %s, 600)", (epoch,)).fetchone()[0] is True
+    assert holder.execute("SELECT public.fn_dot_iu_runtime_lease_release('operator_runtime',"
+                          " 'host:1:a', %s)", (epoch,)).fetchone()[0] is True
+
+
+# -- the seal chains take no maintenance ---------------------------------------------------------
+
+def fold(conn) -> None:
+    for _ in range(2):
+        conn.execute("SELECT fn_dot_iu_command_run_tally_fold()")
+
+
+def history(conn) -> None:
+    for _ in range(4):
+        write_run(conn, "dot_iu_collection_status", "plan", "planned")
+    gate_open(conn)
+    gate_close(conn)
+    fold(conn)
+
+
+@pytest.mark.parametrize("as_owner", [False, True])
+def test_no_link_is_removed_even_under_maintenance(db, as_owner):
+    history(db)
+    for statement in ("DELETE FROM dot_iu_ledger_seal WHERE seal_id = (SELECT max(seal_id)"
+                      " FROM dot_iu_ledger_seal)", "TRUNCATE dot_iu_ledger_seal",
+                      "UPDATE dot_iu_ledger_seal SET reason = 'x'"):
+        with db.transaction(force_rollback=True):
+            if as_owner:
+                db.execute("SET LOCAL ROLE dot_iu_owner")
+            db.execute(MAINTENANCE)
+            pgtap.throws_ok(db, statement, "55000", "holds the seal chains")
+    assert seals.section(db)["ok"]
+
+
+def cut_the_tail(db) -> None:
+    """What it now takes to remove the newest links: the seal table's triggers disabled (DDL
+    of the owner or a superuser)."""
+    trigger = "tg_dot_iu_ledger_seal_append_only"
+    with db.transaction():
+        db.execute(f"ALTER TABLE dot_iu_ledger_seal DISABLE TRIGGER {trigger}")
+        db.execute("DELETE FROM dot_iu_ledger_seal WHERE ledger = 'run'")
+        db.execute(f"ALTER TABLE dot_iu_ledger_seal ENABLE TRIGGER {trigger}")
+
+
+def test_verify_finds_rows_under_the_watermark_that_no_link_covers(db):
+    history(db)
+    recorded = db.execute("SELECT seal_sha256 FROM dot_iu_ledger_seal WHERE ledger = 'run'"
+                          " ORDER BY seal_id DESC LIMIT 1").fetchone()[0]
+    cut_the_tail(db)
+    report = seals.section(db, expected_heads=(recorded,))
+    assert ("run ledger: 6 row(s) (ids 1-6) lie under the tally's watermark (6) but past the last"
+            " link of the run chain (0): links were removed from the end of the chain"
+            in report["findings"]), report["findings"]
+    assert any(finding.startswith("recorded chain head") for finding in report["findings"])
+
+
+def test_verify_finds_an_applied_gate_run_without_its_transition(db):
+    history(db)
+    with db.transaction():
+        db.execute("SET LOCAL session_replication_role = replica")
+        db.execute("DELETE FROM iu_gate_transition WHERE action = 'close'")
+    findings = seals.section(db)["findings"]
+    assert ("run ledger: applied gate run(s) 6 have no transition: transitions were removed (or"
+            " the run rows were written behind the gate protocol)" in findings), findings
+
+
+def test_the_gate_run_check_accepts_every_row_the_protocol_writes(db):
+    history(db)
+    gate_close(db)  # a close of a closed gate: still a transition
+    db.execute("SELECT fn_iu_gate_open(%s, 'CHG-1', 'ops@example', 'short', 1)", (GATE,))
+    db.execute("SELECT pg_sleep(1.1)")
+    assert db.execute("SELECT fn_iu_gate_watchdog('cron@example')").fetchone()[0] != []
+    report = seals.section(db)
+    assert report["ok"], report["findings"]
