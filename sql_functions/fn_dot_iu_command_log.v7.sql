@@ -17,7 +17,12 @@
 --     no string holding a URL with a password in it (scheme://user:password@); 22023. v6
 --     looked at the top-level keys only;
 --   * the actor is required: NULL or blank is refused with 22023 like any other bad actor (v6
---     left them to the table's constraints, 23502 and 23514).
+--     left them to the table's constraints, 23502 and 23514);
+--   * the lease is asserted at the end: an 'applied' apply row whose evidence names the
+--     runtime lease it held ('lease' and 'epoch', as the operator runtime records them) is
+--     written only while that lease is still held at that epoch by this login, unreleased and
+--     unexpired by the database clock (55000 otherwise, so a holder whose lease expired during
+--     the apply cannot commit it); 22023 for a malformed lease name or epoch.
 -- Unchanged from v6: session_login = session_user; the live gate snapshot (p_gate_snapshot
 -- ignored); actor and evidence limits; correlation and plan ids from the evidence; plan-bound
 -- applies; fail-closed on vocabulary (23503); a tally fold on about one run in 1024.
@@ -182,6 +187,25 @@ BEGIN
              INTO v_run_id, v_snapshot, v_required;
     END IF;
 
+    IF v_required IS NOT NULL AND (p_evidence ? 'lease' OR p_evidence ? 'epoch') THEN
+        IF p_evidence ->> 'epoch' !~ '^[0-9]{1,18}$' OR p_evidence ->> 'lease' IS NULL THEN
+            RAISE EXCEPTION 'evidence lease and epoch must name a lease and its epoch together'
+                USING ERRCODE = '22023';
+        END IF;
+        IF NOT EXISTS (
+                SELECT 1
+                  FROM public.dot_iu_runtime_lease AS l
+                 WHERE l.lease_name = p_evidence ->> 'lease'
+                   AND l.epoch = (p_evidence ->> 'epoch')::bigint
+                   AND l.session_login = session_user
+                   AND l.released_at IS NULL
+                   AND l.expires_at > pg_catalog.clock_timestamp()) THEN
+            RAISE EXCEPTION 'lease % at epoch % is no longer held by this login: expired, released, taken over or broken',
+                    p_evidence ->> 'lease', p_evidence ->> 'epoch'
+                USING ERRCODE = '55000',
+                      HINT = 'The apply rolls back; acquire the lease again and re-apply.';
+        END IF;
+    END IF;
     IF v_required IS NOT NULL THEN
         SELECT pg_catalog.string_agg(g.gate, ', ' ORDER BY g.gate) INTO v_shut
           FROM pg_catalog.unnest('iu_core.operator_runtime_enabled'::text || v_required) AS g (gate)

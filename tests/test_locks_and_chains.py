@@ -249,3 +249,29 @@ def test_the_gate_run_check_accepts_every_row_the_protocol_writes(db):
     assert db.execute("SELECT fn_iu_gate_watchdog('cron@example')").fetchone()[0] != []
     report = seals.section(db)
     assert report["ok"], report["findings"]
+
+
+def test_a_holder_whose_lease_expires_during_the_apply_cannot_commit_it(db, logins):
+    open_both(db)
+    runtime = logins("dot_iu_runtime")
+    epoch = runtime.execute("SELECT public.fn_dot_iu_runtime_lease_acquire('operator_runtime',"
+                            " 'host:1:a', 1)").fetchone()[0]
+    evidence = psycopg.types.json.Jsonb({"lease": "operator_runtime", "epoch": epoch})
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="no longer held"):
+        with runtime.transaction():
+            runtime.execute("SELECT public.fn_dot_iu_runtime_apply_begin(%s, 'operator_runtime',"
+                            " 'host:1:a', %s)", (COMMAND, epoch))
+            runtime.execute("SELECT pg_sleep(1.1)")  # the command runs past the lease's end
+            runtime.execute("SELECT public.fn_dot_iu_command_log(%s, 'apply', 'applied',"
+                            " 'svc@example', %s, %s)", (COMMAND, DIGEST, evidence))
+    assert applied_rows(db) == 0
+    # Within its lease the same apply commits.
+    epoch = runtime.execute("SELECT public.fn_dot_iu_runtime_lease_acquire('operator_runtime',"
+                            " 'host:1:a', 60)").fetchone()[0]
+    evidence = psycopg.types.json.Jsonb({"lease": "operator_runtime", "epoch": epoch})
+    with runtime.transaction():
+        runtime.execute("SELECT public.fn_dot_iu_runtime_apply_begin(%s, 'operator_runtime',"
+                        " 'host:1:a', %s)", (COMMAND, epoch))
+        runtime.execute("SELECT public.fn_dot_iu_command_log(%s, 'apply', 'applied',"
+                        " 'svc@example', %s, %s)", (COMMAND, DIGEST, evidence))
+    assert applied_rows(db) == 1
