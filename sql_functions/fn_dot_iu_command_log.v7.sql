@@ -9,9 +9,11 @@
 --     READ, SERIALIZABLE) fails on the lock with 40001 instead of recording a stale 'open'.
 --     v6 read the gates without a lock, so a caller that skipped apply_begin could commit an
 --     applied row after the gate closed;
---   * the package's own commands (dot_iu_gate_*, dot_iu_runtime_lease_break): only 'refused'
---     rows come through here (42501 otherwise; v6 let 'failed' rows through). Their failures
---     are recorded by fn_iu_gate_record_refusal, the gate protocol's own recorder;
+--   * the package's own commands, named one by one (dot_iu_gate_open, _close, _watchdog and
+--     dot_iu_runtime_lease_break): only 'refused' rows come through here (42501 otherwise; v6
+--     let 'failed' rows through). Their failures are recorded by fn_iu_gate_record_refusal,
+--     the gate protocol's own recorder. v6 matched every dot_iu_gate_* name, the read command
+--     dot_iu_gate_verify_closed included, whose plan and verify rows the runtime must record;
 --   * evidence names no secret at any depth: no object key like password, secret, token, api
 --     key, credential, authorization or private key, nested objects and arrays included, and
 --     no string holding a URL with a password in it (scheme://user:password@); 22023. v6
@@ -71,7 +73,7 @@ BEGIN
             USING ERRCODE = '22023',
                   HINT = 'Evidence holds structural facts (ids, counts, SQLSTATEs), never credentials.';
     END IF;
-    IF (p_command_name LIKE 'dot\_iu\_gate\_%' OR p_command_name = 'dot_iu_runtime_lease_break')
+    IF p_command_name IN ('dot_iu_gate_open', 'dot_iu_gate_close', 'dot_iu_gate_watchdog', 'dot_iu_runtime_lease_break')
        AND p_run_status IS DISTINCT FROM 'refused' THEN
         RAISE EXCEPTION '% rows of % are written only by the package''s own functions', p_run_status, p_command_name
             USING ERRCODE = '42501',

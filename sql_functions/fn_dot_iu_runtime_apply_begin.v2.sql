@@ -8,7 +8,9 @@
 --   2. the gates: the runtime gate and the catalog row's required_gates are locked FOR SHARE in
 --      dot_config (a close or the watchdog waits until this transaction ends) and must read open
 --      (55000 otherwise, naming the shut ones);
---   3. the command must be catalogued (23503) and not one of the package's own (42501).
+--   3. the command must be catalogued (23503) and not one of the package's own writers
+--      (dot_iu_gate_open, _close, _watchdog, dot_iu_runtime_lease_break: 42501; v2 names them,
+--      v1 refused every dot_iu_gate_* name).
 -- Returns {"command", "gates": [...], "lease", "epoch"}. The logger checks the gates again when
 -- the applied row is written, in the same transaction.
 CREATE OR REPLACE FUNCTION public.fn_dot_iu_runtime_apply_begin(
@@ -28,7 +30,7 @@ DECLARE
     v_gates text[];
     v_shut text;
 BEGIN
-    IF p_command_name LIKE 'dot\_iu\_gate\_%' OR p_command_name = 'dot_iu_runtime_lease_break' THEN
+    IF p_command_name IN ('dot_iu_gate_open', 'dot_iu_gate_close', 'dot_iu_gate_watchdog', 'dot_iu_runtime_lease_break') THEN
         RAISE EXCEPTION '% is applied only by the package''s own functions', p_command_name
             USING ERRCODE = '42501';
     END IF;

@@ -15,7 +15,9 @@
 -- functions and the logger apply. v3 writes the row itself, as fn_iu_gate_log_run writes the
 -- protocol's applied rows, instead of through the general logger: from fn_dot_iu_command_log v7
 -- on the logger takes only refused rows of the package's own commands, so the gate protocol's
--- failed rows come from here alone. Refuses (22023) an unknown action or status.
+-- failed rows come from here alone; and a password in a URL of the message is masked
+-- (scheme://user:***@), as the logger refuses one in evidence. Refuses (22023) an unknown
+-- action or status.
 CREATE OR REPLACE FUNCTION public.fn_iu_gate_record_refusal(
     p_action text,
     p_status text,
@@ -61,7 +63,10 @@ BEGIN
 
     v_evidence := pg_catalog.jsonb_build_object(
         'sqlstate', CASE WHEN p_sqlstate ~ '^[0-9A-Z]{5}$' THEN p_sqlstate END,
-        'message', pg_catalog.left(pg_catalog.regexp_replace(coalesce(p_message, ''), '\s+', ' ', 'g'), 500));
+        'message', pg_catalog.left(pg_catalog.regexp_replace(pg_catalog.regexp_replace(
+                       coalesce(p_message, ''), '\s+', ' ', 'g'),
+                       '([a-z][a-z0-9+.-]*://[^/@:[:space:]]+:)[^/@[:space:]]*@', '\1***@', 'gi'),
+                   500));
     IF p_gate IS NOT NULL THEN
         v_evidence := v_evidence || pg_catalog.jsonb_build_object('gate', pg_catalog.left(p_gate, 200));
     END IF;

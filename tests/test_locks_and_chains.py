@@ -172,6 +172,9 @@ def test_another_login_cannot_renew_release_or_apply_under_a_lease(db, logins):
                          " 'host:1:a', %s)", (epoch,)).fetchone()[0] is False
     pgtap.throws_ok(other, "SELECT public.fn_dot_iu_runtime_apply_begin(%s, 'operator_runtime',"
                     " 'host:1:a', %s)", "55000", "for this login", params=(COMMAND, epoch))
+    # Naming the live holder from another login does not extend the lease either.
+    assert other.execute("SELECT public.fn_dot_iu_runtime_lease_acquire('operator_runtime',"
+                         " 'host:1:a', 3600)").fetchone()[0] is None
     assert db.execute(lease).fetchall() == before
     # Its own login still can.
     assert holder.execute("SELECT public.fn_dot_iu_runtime_lease_renew('operator_runtime',"
@@ -211,12 +214,12 @@ def test_no_link_is_removed_even_under_maintenance(db, as_owner):
 
 def cut_the_tail(db) -> None:
     """What it now takes to remove the newest links: the seal table's triggers disabled (DDL
-    of the owner or a superuser)."""
+    of the owner or a superuser; replica mode does not silence them)."""
     trigger = "tg_dot_iu_ledger_seal_append_only"
     with db.transaction():
         db.execute(f"ALTER TABLE dot_iu_ledger_seal DISABLE TRIGGER {trigger}")
         db.execute("DELETE FROM dot_iu_ledger_seal WHERE ledger = 'run'")
-        db.execute(f"ALTER TABLE dot_iu_ledger_seal ENABLE TRIGGER {trigger}")
+        db.execute(f"ALTER TABLE dot_iu_ledger_seal ENABLE ALWAYS TRIGGER {trigger}")
 
 
 def test_verify_finds_rows_under_the_watermark_that_no_link_covers(db):
@@ -275,3 +278,32 @@ def test_a_holder_whose_lease_expires_during_the_apply_cannot_commit_it(db, logi
         runtime.execute("SELECT public.fn_dot_iu_command_log(%s, 'apply', 'applied',"
                         " 'svc@example', %s, %s)", (COMMAND, DIGEST, evidence))
     assert applied_rows(db) == 1
+
+
+def test_the_runtime_records_plan_and_verify_rows_of_the_read_gate_command(logins):
+    """dot_iu_gate_verify_closed is a read command of the catalog, not a writer of the gate
+    protocol: its plan, verify and failed rows come through the logger like any other's."""
+    runtime = logins("dot_iu_runtime")
+    for mode, status in (("plan", "planned"), ("verify", "verified"), ("verify", "failed")):
+        pgtap.lives_ok(runtime, "SELECT public.fn_dot_iu_command_log('dot_iu_gate_verify_closed',"
+                       " %s, %s, 'svc@example', %s)", params=(mode, status, DIGEST))
+
+
+def test_the_refusal_recorder_masks_a_password_in_a_url_of_its_message(db, logins):
+    operator = logins("dot_iu_gate_operator")
+    run_id = operator.execute(
+        "SELECT public.fn_iu_gate_record_refusal('close', 'failed', %s, NULL, 'ops@example',"
+        " 'r', NULL, '08006', 'could not reach postgresql://app:hunter2@db.internal:5432/iu')",
+        (GATE,)).fetchone()[0]
+    evidence = db.execute("SELECT evidence FROM dot_iu_command_run WHERE run_id = %s",
+                          (run_id,)).fetchone()[0]
+    assert evidence["message"] == "could not reach postgresql://app:***@db.internal:5432/iu"
+    assert "hunter2" not in db.execute("SELECT string_agg(evidence::text, '') FROM"
+                                       " dot_iu_command_run").fetchone()[0]
+
+
+def test_the_seal_guard_fires_always(db):
+    enabled = dict(db.execute("SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid ="
+                              " 'dot_iu_ledger_seal'::regclass").fetchall())
+    assert enabled == {"tg_dot_iu_ledger_seal_append_only": "A",
+                       "tg_dot_iu_ledger_seal_no_truncate": "A"}

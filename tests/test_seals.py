@@ -177,20 +177,37 @@ def test_a_transition_written_with_its_seal_trigger_disabled_is_found(db):
     assert finding.startswith("transition ledger: transition(s) [3] were written")
 
 
+def behind_the_seal_guard(conn, statement: str) -> None:
+    """Change the seal chains as only their owner or a superuser can: the guard triggers fire
+    ALWAYS (replica mode does not silence them), so they must be disabled, which is DDL."""
+    with conn.transaction():
+        for trigger in ("tg_dot_iu_ledger_seal_append_only", "tg_dot_iu_ledger_seal_no_truncate"):
+            conn.execute(f"ALTER TABLE dot_iu_ledger_seal DISABLE TRIGGER {trigger}")
+        conn.execute(statement)
+        for trigger in ("tg_dot_iu_ledger_seal_append_only", "tg_dot_iu_ledger_seal_no_truncate"):
+            conn.execute(f"ALTER TABLE dot_iu_ledger_seal ENABLE ALWAYS TRIGGER {trigger}")
+
+
+def test_replica_mode_does_not_open_the_seal_chains(db):
+    history(db)
+    with db.transaction(force_rollback=True):
+        db.execute("SET LOCAL session_replication_role = replica")
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+            db.execute("DELETE FROM dot_iu_ledger_seal WHERE ledger = 'run'")
+    assert len(links(db, "run")) == 1
+
+
 def test_an_edited_seal_link_is_found(db):
     history(db)
-    with db.transaction():
-        db.execute("SET LOCAL session_replication_role = replica")
-        db.execute("UPDATE dot_iu_ledger_seal SET row_count = 7 WHERE ledger = 'run'")
+    behind_the_seal_guard(db, "UPDATE dot_iu_ledger_seal SET row_count = 7 WHERE ledger = 'run'")
     findings = check(db)["findings"]
     assert any("its fields no longer match its seal_sha256" in f for f in findings), findings
 
 
 def test_a_deleted_middle_link_cuts_the_chain(db):
     history(db)
-    with db.transaction():
-        db.execute("SET LOCAL session_replication_role = replica")
-        db.execute("DELETE FROM dot_iu_ledger_seal WHERE ledger = 'transition' AND first_id = 1")
+    behind_the_seal_guard(
+        db, "DELETE FROM dot_iu_ledger_seal WHERE ledger = 'transition' AND first_id = 1")
     findings = check(db)["findings"]
     assert any("does not follow the link before it" in f for f in findings), findings
 
@@ -199,9 +216,7 @@ def test_a_dropped_last_link_shows_and_a_recorded_head_names_it(db):
     history(db)
     recorded = heads(db)["run"]
     assert check(db, (recorded,))["ok"]
-    with db.transaction():
-        db.execute("SET LOCAL session_replication_role = replica")
-        db.execute("DELETE FROM dot_iu_ledger_seal WHERE ledger = 'run'")
+    behind_the_seal_guard(db, "DELETE FROM dot_iu_ledger_seal WHERE ledger = 'run'")
     # The rows the tally folded are no longer covered by any link...
     assert check(db)["findings"] == [
         "run ledger: 8 row(s) (ids 1-8) lie under the tally's watermark (8) but past the last "

@@ -207,3 +207,14 @@ def test_paths_around_the_matrix_are_findings_with_repairs_that_work(db, login, 
         assert check(db)["ok"]
     finally:
         db.execute("REVOKE dot_iu_owner FROM dot_iu_runtime")
+
+
+def test_a_member_of_pg_write_all_data_without_inherit_is_still_a_finding(db, login):
+    """WITH INHERIT FALSE (PostgreSQL 16+) still lets the login SET ROLE pg_write_all_data."""
+    if db.info.server_version < 160000:
+        pytest.skip("GRANT ... WITH INHERIT is PostgreSQL 16+")
+    db.execute(f"GRANT pg_write_all_data TO {login} WITH INHERIT FALSE")
+    findings = check(db)["findings"]
+    assert any(f.startswith(f"role {login} is a member of pg_write_all_data") for f in findings)
+    repair_all(db, findings)
+    assert check(db)["ok"]

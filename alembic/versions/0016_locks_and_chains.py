@@ -12,16 +12,20 @@ Creates (docs/runtime.md, docs/seals.md, docs/objects.md):
   actor refused with 22023;
 - fn_iu_gate_record_refusal v3: writes its refused or failed row itself (it went through the
   logger, which from v7 takes only refused rows of the package's own commands);
-- fn_dot_iu_runtime_apply_begin, fn_dot_iu_runtime_lease_renew and
-  fn_dot_iu_runtime_lease_release v2: the lease answers only to the login that acquired it
-  (holder and epoch are readable by every package role, so they alone prove nothing);
+- fn_dot_iu_runtime_lease_acquire, fn_dot_iu_runtime_lease_renew,
+  fn_dot_iu_runtime_lease_release and fn_dot_iu_runtime_apply_begin v2: the lease answers only
+  to the login that acquired it (holder and epoch are readable by every package role, so they
+  alone prove nothing); apply_begin names the package's own commands one by one, so the read
+  command dot_iu_gate_verify_closed is no longer taken for one;
 - fn_dot_iu_ledger_seal_guard v1, now the trigger function of dot_iu_ledger_seal's two guard
-  triggers: a link is never updated or deleted, maintenance or not (it shared the ledgers'
-  guard, whose maintenance switch let the owner cut the newest links).
+  triggers (CREATE OR REPLACE TRIGGER), which fire ALWAYS: a link is never updated or deleted,
+  maintenance, replica mode or not (they shared the ledgers' guard, whose maintenance switch let
+  the owner cut the newest links).
 Grants: the replaced functions keep theirs (CREATE OR REPLACE); the seal guard is a trigger
-function, EXECUTE revoked from PUBLIC. Locks: the two seal triggers are dropped and created in
-this step (SHARE ROW EXCLUSIVE on dot_iu_ledger_seal, held until the step commits: the tally's
-folds skip while it runs, writers of the run ledger never wait).
+function, EXECUTE revoked from PUBLIC. Locks: SHARE ROW EXCLUSIVE on dot_iu_ledger_seal (the
+trigger replacements and ENABLE ALWAYS), held until the step commits, a few milliseconds: a fold
+or a gate transition that seals waits for it, and the step waits at most lock_timeout for a
+long reader of the seal table (substrate verify). The run ledger's writers never wait.
 Requires: 0015_open_by_protocol_only.
 Reverses: the earlier function versions, the seal triggers back on fn_dot_iu_append_only_guard,
 the seal guard dropped. Refuses nothing: no data is involved.
@@ -77,7 +81,20 @@ REPLACED = (
         "public.fn_iu_gate_record_refusal(text, text, text, text, text, text, numeric, text, "
         "text)",
         "fn_iu_gate_record_refusal.v2.sql", "fn_iu_gate_record_refusal.v3.sql",
-        RECORD_REFUSAL_COMMENT, RECORD_REFUSAL_COMMENT,
+        RECORD_REFUSAL_COMMENT,
+        "Records a refused or failed gate call as one run-ledger row of its dot_iu_gate_* "
+        "command, written by itself: the digest the gate function computes, evidence "
+        "{sqlstate, message (a URL's password masked), gate}, never the approval or reason. "
+        "The refusal audit of substrate gates.",
+    ),
+    (
+        "public.fn_dot_iu_runtime_lease_acquire(text, text, integer)",
+        "fn_dot_iu_runtime_lease_acquire.v1.sql", "fn_dot_iu_runtime_lease_acquire.v2.sql",
+        "Takes a runtime lease for a holder for ttl seconds: returns its epoch (+1 for each new "
+        "holder), or NULL while another holder's lease is live. Database clock.",
+        "Takes a runtime lease for a holder for ttl seconds: returns its epoch (+1 for each new "
+        "holder), or NULL while another holder's lease is live (the live holder is renewed "
+        "only from the login that acquired it). Database clock.",
     ),
     (
         "public.fn_dot_iu_runtime_apply_begin(text, text, text, bigint)",
@@ -113,16 +130,16 @@ def upgrade() -> None:
         h.comment("FUNCTION", signature, comment)
     h.new_function("fn_dot_iu_ledger_seal_guard.v1.sql", SEAL_GUARD, SEAL_GUARD_COMMENT)
     for name, timing, level in SEAL_TRIGGERS:
-        h.execute(f"DROP TRIGGER {name} ON {SEALS}")
-        h.execute(f"CREATE TRIGGER {name} {timing} ON {SEALS} {level} "
+        h.execute(f"CREATE OR REPLACE TRIGGER {name} {timing} ON {SEALS} {level} "
                   f"EXECUTE FUNCTION {SEAL_GUARD}")
+        h.execute(f"ALTER TABLE {SEALS} ENABLE ALWAYS TRIGGER {name}")
 
 
 def downgrade() -> None:
     h.begin(expected_version=revision)
     for name, timing, level in reversed(SEAL_TRIGGERS):
-        h.execute(f"DROP TRIGGER {name} ON {SEALS}")
-        h.execute(f"CREATE TRIGGER {name} {timing} ON {SEALS} {level} "
+        h.execute(f"ALTER TABLE {SEALS} ENABLE TRIGGER {name}")
+        h.execute(f"CREATE OR REPLACE TRIGGER {name} {timing} ON {SEALS} {level} "
                   f"EXECUTE FUNCTION {APPEND_ONLY}")
     h.drop_function(SEAL_GUARD)
     for signature, before, _, comment, _ in reversed(REPLACED):

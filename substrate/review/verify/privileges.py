@@ -181,7 +181,7 @@ SELECT r.rolname
   FROM pg_catalog.pg_roles AS r
  WHERE pg_catalog.to_regrole('pg_write_all_data') IS NOT NULL
    AND r.rolname <> 'pg_write_all_data' AND NOT r.rolsuper
-   AND pg_catalog.pg_has_role(r.oid, 'pg_write_all_data', 'USAGE')
+   AND pg_catalog.pg_has_role(r.oid, 'pg_write_all_data', 'MEMBER')
  ORDER BY 1
 """
 
