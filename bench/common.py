@@ -168,6 +168,14 @@ def revisions(*names: str) -> dict[str, str]:
     return resolved
 
 
+def steps_after(start: str) -> list[str]:
+    """Every revision after ``start`` up to head, in the order an upgrade takes them."""
+    from substrate.review.tree import Tree
+
+    walked = [rev.revision for rev in Tree().script.walk_revisions(start, "heads")]
+    return [revision for revision in reversed(walked) if revision != start]
+
+
 def database_revision(server: Server, dbname: str) -> str:
     """The revision(s) the database records in alembic_version, comma-joined."""
     with server.connect(dbname) as conn:

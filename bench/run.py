@@ -4,7 +4,8 @@
     BENCH_SIZES=10000,100000 BENCH_SEAL_SIZES=100000 BENCH_UPGRADE_ROWS=100000 \\
         BENCH_ROUNDS=2 BENCH_SECONDS=3 .venv/bin/python bench/run.py     # a quick run
 
-Items: (1) logger against plain INSERT throughput, at head and at 0009 (bench/throughput.py);
+Items: (1) logger against plain INSERT throughput, at head and at 0009 (bench/throughput.py),
+(1b) where the head logger's time goes, part by part (bench/logger_parts.py);
 (2) registry and health view latency, v1 against head, at each ledger size (bench/views.py);
 (3) alembic upgrade head against psql -f of the rendered SQL, (4) the test fixture's template
 clone, (5) substrate drift / verify (bench/tooling.py); (6) logger latency while each upgrade
@@ -23,12 +24,13 @@ Settings (environment):
     BENCH_VIEW_RUNS     item 2 timed runs per view    (7)
     BENCH_TOOL_RUNS     items 3-5 runs                (5)
     BENCH_UPGRADE_ROWS  item 6 ledger rows at 0009    (10000000)
-    BENCH_UPGRADE_STEPS item 6 steps, in order        (0010_least_privilege,...,0014_...)
+    BENCH_UPGRADE_STEPS item 6 steps, in order        (all: each step from 0010 to head)
     BENCH_SEAL_SIZES    item 7 ledger sizes           (1000000,10000000)
     BENCH_SEAL_RUNS     item 7 runs per size          (3)
     BENCH_READER_CALLS  item 8 client calls per reader (5000)
     BENCH_APPLY_CALLS   item 9 calls per variant      (300)
-    BENCH_ITEMS         which items    (throughput,readers,runtime,views,seals,upgrade,tooling)
+    BENCH_ITEMS         which items    (throughput,logger_parts,readers,runtime,views,seals,
+                                        upgrade,tooling)
     BENCH_OUT           output folder                 (bench/)
 """
 
@@ -44,6 +46,7 @@ from pathlib import Path
 
 import common
 import growing
+import logger_parts
 import plot
 import readers
 import runtime_apply
@@ -62,13 +65,12 @@ DEFAULTS = {
     "BENCH_VIEW_RUNS": "7",
     "BENCH_TOOL_RUNS": "5",
     "BENCH_UPGRADE_ROWS": "10000000",
-    "BENCH_UPGRADE_STEPS": "0010_least_privilege,0011_gates_fail_closed,0012_ledger_seals,"
-    "0013_runtime_substrate,0014_seed_required_gates",
+    "BENCH_UPGRADE_STEPS": "all",
     "BENCH_SEAL_SIZES": "1000000,10000000",
     "BENCH_SEAL_RUNS": "3",
     "BENCH_READER_CALLS": "5000",
     "BENCH_APPLY_CALLS": "300",
-    "BENCH_ITEMS": "throughput,readers,runtime,views,seals,upgrade,tooling",
+    "BENCH_ITEMS": "throughput,logger_parts,readers,runtime,views,seals,upgrade,tooling",
     "BENCH_OUT": str(common.BENCH_DIR),
 }
 SEAL_GOAL = {"goal_rows": 10_000_000, "goal_seconds": 60}
@@ -151,6 +153,8 @@ def main() -> int:
             results["throughput"] = throughput.run(
                 server, int(setting("BENCH_ROUNDS")), int(setting("BENCH_SECONDS")),
                 setting("BENCH_MODES").split(","))
+        if "logger_parts" in items:
+            results["logger_parts"] = logger_parts.run(server)
         if "readers" in items:
             results["readers"] = readers.run(server, int(setting("BENCH_READER_CALLS")))
         if "runtime" in items:
@@ -158,8 +162,10 @@ def main() -> int:
         if items & {"views", "seals"}:
             sized(server, items, results)
         if "upgrade" in items:
-            results["upgrade"] = upgrade.run(server, int(setting("BENCH_UPGRADE_ROWS")),
-                                             setting("BENCH_UPGRADE_STEPS").split(","))
+            steps = setting("BENCH_UPGRADE_STEPS")
+            results["upgrade"] = upgrade.run(
+                server, int(setting("BENCH_UPGRADE_ROWS")),
+                common.steps_after(upgrade.START) if steps == "all" else steps.split(","))
         if "tooling" in items:
             results["tooling"] = tooling.run(server, int(setting("BENCH_TOOL_RUNS")))
     results["machine"]["load_average_end"] = list(os.getloadavg())

@@ -12,7 +12,7 @@ a bench stand-in that answers a constant (the fixture's refuses to run); a login
 - the same through ``psql_executor`` (one ``psql`` process per transaction);
 - the baseline: a bare psycopg transaction on a kept connection, as that login: BEGIN, the
   target function, the logger writing the same 'applied' row (the runtime's digest and evidence
-  keys), COMMIT;
+  keys, but the lease it did not take), COMMIT;
 - for scale, the baseline's transaction through one ``psql`` process.
 
 The runtime's executors are wrapped in a timer, so each apply is also split into the
@@ -96,9 +96,9 @@ def login_conninfo(server: Server, dbname: str) -> str:
 
 
 def evidence() -> str:
-    """The keys the runtime's 'applied' row carries in its evidence."""
-    return json.dumps({"correlation_id": str(uuid.uuid4()), "epoch": 1,
-                       "lease": "operator_runtime", "mode": "apply", "result_rows": 1,
+    """The runtime's evidence of an 'applied' row but the lease it held: the bare transaction
+    holds no lease, and the logger refuses a row naming a lease its login does not hold."""
+    return json.dumps({"correlation_id": str(uuid.uuid4()), "mode": "apply", "result_rows": 1,
                        "statements": 1}, sort_keys=True)
 
 

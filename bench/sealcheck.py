@@ -12,6 +12,7 @@ end to end, once: its wall time, exit code and whether its report has a seals se
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -72,18 +73,29 @@ def explain(conn, links: int) -> dict:
 
 
 def verify_cli(server: Server, dbname: str) -> dict:
+    """``substrate verify --json`` once: wall time, exit code, the seals section's summary and
+    the findings or errors of any section that is not ok."""
     start = time.perf_counter()
     done = subprocess.run(
-        [str(SUBSTRATE), "verify", "--url", server.url(dbname)], capture_output=True, text=True
+        [str(SUBSTRATE), "verify", "--json", "--url", server.url(dbname)],
+        capture_output=True, text=True,
     )
     seconds = time.perf_counter() - start
+    try:
+        sections = json.loads(done.stdout)["sections"]
+    except (ValueError, KeyError):
+        sections = {}
     return {
         "seconds": seconds,
         "exit_code": done.returncode,
-        "has_seals_section": any(
-            line.startswith("seals:") for line in done.stdout.splitlines()
-        ),
-        "last_line": (done.stdout.strip().splitlines() or [""])[-1],
+        "has_seals_section": "seals" in sections,
+        "seals_summary": sections.get("seals", {}).get("summary"),
+        "not_ok": {
+            name: section.get("error") or section.get("findings", [])[:3]
+            for name, section in sections.items()
+            if section.get("error") or not section.get("ok", True)
+        },
+        "stderr": done.stderr.strip()[-500:],
     }
 
 

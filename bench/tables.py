@@ -59,6 +59,29 @@ def throughput(t: dict) -> list[str]:
     return out
 
 
+def logger_parts(p: dict) -> list[str]:
+    whole = p["us_per_call"]["logger (whole)"]["p50"]
+    out = [
+        "",
+        f"**1b. Where the logger's time goes** (server microseconds per call, median of "
+        f"{p['rounds']} rounds of {p['calls']:,} calls in one statement, rotated; copies of "
+        f"logger {p['logger']} at {p['revision']} with one part switched off each; an "
+        f"'applied' row of dot_iu_add_piece with its gates open)",
+        "",
+        "| variant | us per call | saved against the whole logger |",
+        "|---|---:|---:|",
+    ]
+    for label, entry in p["us_per_call"].items():
+        saved = p["saved_us"].get(label)
+        cell = "" if saved is None else f"{saved:+.1f} us ({saved / whole:+.0%})"
+        out.append(f"| {label} | {_f(entry['p50'], 1)} | {cell} |")
+    out += ["", "How to read: a part costs about what switching it off saves; the plain INSERT "
+            "and the minimal logger are the floor item 1 measures against."]
+    if p["missing_parts"]:
+        out.append(f"Not found in this logger (not measured): {', '.join(p['missing_parts'])}.")
+    return out
+
+
 def views(v: dict) -> list[str]:
     sizes = v["sizes"]
     tail = f"{v['tail']:,} rows past the watermark"
@@ -203,6 +226,11 @@ def seals(s: dict) -> list[str]:
             f"{_f(cli['seconds'], 1)} (exit {cli['exit_code']}; "
             f"{'yes' if cli['has_seals_section'] else 'no'}) |"
         )
+    for entry in s["sizes"]:
+        cli = entry["substrate_verify"]
+        if cli["exit_code"] != 0:
+            out.append(f"- `substrate verify` at {entry['rows']:,} rows exited "
+                       f"{cli['exit_code']}: {cli.get('not_ok') or cli.get('stderr')}")
     out += ["", f"How to read: the target is a full check of {s['goal_rows']:,} rows within "
             f"{s['goal_seconds']} s; rows/s counts sealed rows recomputed (the 1,500 past the "
             f"frontier are only counted)."]
@@ -256,6 +284,7 @@ def runtime(r: dict) -> list[str]:
 
 SECTIONS = (
     ("throughput", throughput),
+    ("logger_parts", logger_parts),
     ("views", views),
     ("tooling", tooling),
     ("upgrade", upgrade),

@@ -2,7 +2,7 @@
 
 A database at 0009_tally_watermark gets a big ledger (``ledger.grow``, bulk rows as the
 superuser; the tally rebuilt so its watermark is at the last row, as the folds would have it).
-Then, for each step (0010_least_privilege, 0011, 0012, 0013, 0014 by default), pgbench starts
+Then, for each step (by default every step from 0010_least_privilege to head), pgbench starts
 4 logger clients (default protocol) calling ``fn_dot_iu_command_log`` with a 'planned' row of
 dot_iu_add_piece, a row every logger from 0009 to head accepts (the logger's signature never
 changed), every call logged with its latency; a few seconds later ``alembic upgrade <step>``
