@@ -4,7 +4,10 @@
 -- fold is the moment a range becomes safe to seal: every transaction that could still write a
 -- row of it has ended. Sealing reads the range once more (about 1,024 to 2,048 rows) and never
 -- waits: the fold holds the watermark row, so folds, and therefore seals of the run ledger,
--- happen one at a time. v2's description follows.
+-- happen one at a time. A fold moves at most 16,384 ids (it stops short of the candidate and
+-- keeps it for the next fold), so the logger call that runs it does bounded work even when a
+-- long backlog built up (after an upgrade step held the watermark row, say): a backlog drains
+-- over the following folds. v2's description follows.
 -- (v2) fn_dot_iu_command_run_tally_fold: moves the tally's watermark. dot_iu_command_run_tally holds
 -- the counts of every ledger row with run_id <= folded_through (in
 -- dot_iu_command_run_tally_watermark); the views add the rows past it, read through the ledger's
@@ -38,6 +41,8 @@ DECLARE
     v_writing boolean;
     v_moved bigint := 0;
     v_promoted boolean := false;
+    v_through bigint;
+    c_most constant bigint := 16384;
 BEGIN
     IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
         RETURN 0;
@@ -61,13 +66,14 @@ BEGIN
                AND l.virtualtransaction = ANY (v_candidate_writers))
           INTO v_writing;
         IF NOT v_writing THEN
+            v_through := LEAST(v_candidate_through, v_folded_through + c_most);
             -- A new statement, so a new snapshot: every write at or below the candidate ended.
             WITH counted AS (
                 SELECT run.command_name, run.run_mode, run.run_status,
                        pg_catalog.count(*) AS runs
                   FROM public.dot_iu_command_run AS run
                  WHERE run.run_id > v_folded_through
-                   AND run.run_id <= v_candidate_through
+                   AND run.run_id <= v_through
                  GROUP BY run.command_name, run.run_mode, run.run_status
             ), folded AS (
                 INSERT INTO public.dot_iu_command_run_tally AS t
@@ -78,12 +84,13 @@ BEGIN
                 DO UPDATE SET runs = t.runs + EXCLUDED.runs
             )
             SELECT coalesce(pg_catalog.sum(c.runs), 0) INTO v_moved FROM counted AS c;
-            IF v_candidate_through > v_folded_through THEN
-                PERFORM public.fn_dot_iu_ledger_seal('run', v_folded_through + 1,
-                                                     v_candidate_through);
+            IF v_through > v_folded_through THEN
+                PERFORM public.fn_dot_iu_ledger_seal('run', v_folded_through + 1, v_through);
             END IF;
-            v_folded_through := v_candidate_through;
-            v_candidate_through := NULL;
+            v_folded_through := v_through;
+            IF v_through = v_candidate_through THEN
+                v_candidate_through := NULL;
+            END IF;
             v_promoted := true;
         END IF;
     END IF;

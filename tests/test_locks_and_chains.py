@@ -307,3 +307,23 @@ def test_the_seal_guard_fires_always(db):
                               " 'dot_iu_ledger_seal'::regclass").fetchall())
     assert enabled == {"tg_dot_iu_ledger_seal_append_only": "A",
                        "tg_dot_iu_ledger_seal_no_truncate": "A"}
+
+
+def test_a_fold_moves_at_most_16384_ids_and_drains_a_backlog_over_the_next_folds(db):
+    db.execute("INSERT INTO dot_iu_command_run (command_name, run_mode, run_status, mutating,"
+               " actor, params_digest) SELECT 'dot_iu_collection_status', 'plan', 'planned',"
+               " false, 'bulk', %s FROM generate_series(1, 20000)", (DIGEST,))
+    watermark = "SELECT folded_through, candidate_through FROM dot_iu_command_run_tally_watermark"
+    db.execute("SELECT fn_dot_iu_command_run_tally_fold()")  # records the candidate
+    assert db.execute(watermark).fetchone() == (0, 20000)
+    assert db.execute("SELECT fn_dot_iu_command_run_tally_fold()").fetchone()[0] == 16384
+    assert db.execute(watermark).fetchone() == (16384, 20000)
+    assert db.execute("SELECT fn_dot_iu_command_run_tally_fold()").fetchone()[0] == 3616
+    assert db.execute(watermark).fetchone()[0] == 20000
+    assert db.execute("SELECT first_id, last_id, row_count FROM dot_iu_ledger_seal"
+                      " WHERE ledger = 'run' ORDER BY seal_id").fetchall() == [
+        (1, 16384, 16384), (16385, 20000, 3616)]
+    report = seals.section(db)
+    assert report["ok"], report["findings"]
+    health = db.execute("SELECT total_runs FROM v_dot_iu_command_run_health").fetchone()[0]
+    assert health == 20000

@@ -29,8 +29,9 @@ Creates (docs/roles.md):
 - fn_iu_gate_open, fn_iu_gate_close and fn_iu_gate_watchdog v3: write through fn_iu_gate_log_run
   and record session_login on their transitions;
 - the grants of the privilege matrix (GRANTS below); nothing for PUBLIC.
-Locks: ACCESS EXCLUSIVE on each table while its owner changes and its column is added (catalog
-changes only: no scan, no rewrite), held until the step commits; the ledger is altered last.
+Locks: ACCESS EXCLUSIVE on the run ledger first (the order its writers take it in, so a logger
+in flight never deadlocks with the step), then on each table while its owner changes and its
+column is added (catalog changes only: no scan, no rewrite), held until the step commits.
 Requires: 0009_tally_watermark.
 Reverses: refuses while a ledger row records a login, unless -x allow_data_loss=true (the
 column goes); then revokes the grants, restores logger v3 and gate functions v2, drops the
@@ -193,6 +194,10 @@ def _role_comment() -> str:
 
 def upgrade() -> None:
     h.begin(expected_version=down_revision, as_owner=False)
+    # The run ledger first, as its writers take it (the INSERT locks its target before the
+    # catalog it reads): a logger in flight then never holds the ledger while it waits for a
+    # table this step already holds, which would deadlock (docs/migrations.md, "Locks").
+    h.execute("LOCK TABLE public.dot_iu_command_run IN ACCESS EXCLUSIVE MODE")
     refused = " OR ".join(f"r.{column}" for column, _ in FORBIDDEN_ATTRIBUTES)
     named = ", ".join(f"CASE WHEN r.{column} THEN '{word}' END"
                       for column, word in FORBIDDEN_ATTRIBUTES)
@@ -322,6 +327,10 @@ SELECT 'owner', 'FUNCTION ' || f.name::text, pg_catalog.pg_get_userbyid(p.proown
 
 def downgrade() -> None:
     h.begin(expected_version=revision, as_owner=True)
+    # The run ledger first, as its writers take it (the INSERT locks its target before the
+    # catalog it reads): a logger in flight then never holds the ledger while it waits for a
+    # table this step already holds, which would deadlock (docs/migrations.md, "Locks").
+    h.execute("LOCK TABLE public.dot_iu_command_run IN ACCESS EXCLUSIVE MODE")
     h.execute(
         f"""
 DO $rollback$

@@ -21,8 +21,9 @@ Creates (docs/runtime.md):
 - fn_dot_iu_command_log v6 (same signature): the gate rule for applied rows, correlation and
   plan ids from the evidence, plan-bound validation and consumption, catalog_md5 on plans;
 - fn_iu_gate_log_run v3: also writes the lease break's row.
-Locks: ACCESS EXCLUSIVE on the catalog and the ledger while their columns are added (catalog
-changes only, no scan, no rewrite), held until the step commits.
+Locks: ACCESS EXCLUSIVE on the ledger first (the order its writers take it in, so a logger in
+flight never deadlocks with the step), then on the catalog, while their columns are added
+(catalog changes only, no scan, no rewrite), held until the step commits.
 Requires: 0012_ledger_seals.
 Reverses: refuses while a lease is held, and, unless -x allow_data_loss=true, while any ledger
 row records a correlation or a plan, a plan was consumed, or a catalog row names required gates
@@ -132,6 +133,10 @@ LEASE_VIEW_COMMENT = (
 
 def upgrade() -> None:
     h.begin(expected_version=down_revision)
+    # The run ledger first, as its writers take it (the INSERT locks its target before the
+    # catalog it reads): a logger in flight then never holds the ledger while it waits for a
+    # table this step already holds, which would deadlock (docs/migrations.md, "Locks").
+    h.execute("LOCK TABLE public.dot_iu_command_run IN ACCESS EXCLUSIVE MODE")
     governable = ", ".join(h.literal(gate) for gate in GOVERNABLE)
     h.execute(f"ALTER TABLE {CATALOG} ADD COLUMN required_gates text[] NOT NULL DEFAULT '{{}}'")
     h.execute(
@@ -191,6 +196,10 @@ CREATE TABLE {LEASE} (
 
 def downgrade() -> None:
     h.begin(expected_version=revision)
+    # The run ledger first, as its writers take it (the INSERT locks its target before the
+    # catalog it reads): a logger in flight then never holds the ledger while it waits for a
+    # table this step already holds, which would deadlock (docs/migrations.md, "Locks").
+    h.execute("LOCK TABLE public.dot_iu_command_run IN ACCESS EXCLUSIVE MODE")
     h.execute(
         f"""
 DO $rollback$
