@@ -8,8 +8,8 @@ Creates (docs/runtime.md, docs/seals.md, docs/objects.md):
   rows FOR SHARE before reading them (a close waits for the applying transaction; a snapshot
   older than a committed close fails with 40001), so the gate rule holds for a caller that
   skipped fn_dot_iu_runtime_apply_begin; only refused rows of the package's own commands;
-  evidence without a secret at any depth (keys, and URLs carrying a password); a NULL or blank
-  actor refused with 22023;
+  evidence without a secret at any depth (keys, and URLs carrying a password); the lease it
+  names asserted at the end of an apply; a cheaper path for the common row;
 - fn_iu_gate_record_refusal v3: writes its refused or failed row itself (it went through the
   logger, which from v7 takes only refused rows of the package's own commands);
 - fn_dot_iu_runtime_lease_acquire, fn_dot_iu_runtime_lease_renew,
@@ -74,7 +74,7 @@ REPLACED = (
         "snapshot older than a close); correlation_id and plan_run_id from the evidence; a "
         "plan-bound apply only for a fresh, unused plan of the same command, parameters and "
         "catalog row (22023, 55000, 23505); 23503 for an uncatalogued command; 22023 for a "
-        "missing or bad actor, or evidence that is too large or names a secret at any depth; "
+        "bad actor, or evidence that is too large or names a secret at any depth; "
         "42501 for any but a refused row of the package's own commands.",
     ),
     (
