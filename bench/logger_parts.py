@@ -6,7 +6,8 @@ creates copies of the head logger (from its own file in sql_functions/) under ot
 with ONE part switched off by an exact edit of its text (a part whose text is no longer found is
 reported, not guessed): the tally fold and the seal it makes, the lock on the gates' rows,
 the gate rule's check, the actor rule, the evidence rules, the read of the live gate snapshot
-(a literal instead); and one copy with all of them off. Each variant, the minimal plpgsql
+(a literal instead); one copy with all of them off; and a second copy of the whole logger,
+whose difference from the first is the noise of the figure. Each variant, the minimal plpgsql
 logger of item 1 and a plain INSERT of the same row run ``CALLS`` times in one statement (the
 plain INSERT in a plpgsql loop), rotated, over ``ROUNDS`` rounds; the figure is microseconds of
 server time per call (median), and what switching a part off saves against the whole logger.
@@ -21,8 +22,9 @@ from common import PROJECT_ROOT, Server, log, median, migrated, revisions
 from throughput import DIGEST, head_logger_version, minimal_logger
 
 CALLS = 5000
-ROUNDS = 7
+ROUNDS = 15
 LOGGER = "public.fn_dot_iu_command_log("
+EVIDENCE_SHAPE = "IF pg_catalog.jsonb_typeof(p_evidence) <> 'object'"
 SNAPSHOT_READ = "coalesce((SELECT s.snapshot FROM public.dot_iu_gate_snapshot AS s"
 ACTOR_END = "U0010ffff]') THEN\n        RAISE EXCEPTION 'actor %'"
 # (part, alternatives): an alternative is a list of (text in the logger, its replacement), all
@@ -41,20 +43,22 @@ PARTS = (
         [("IF v_required IS NOT NULL THEN", "IF false THEN")],
     ]),
     ("actor rule", [
+        [("IF pg_catalog.length(p_actor) > 200 OR p_actor !~ '^[ -~]*[0-9A-Za-z][ -~]*$' THEN",
+          "IF false THEN")],
         [("IF p_actor IS NULL OR p_actor !~ '[^[:space:]]'",
           "IF false AND (p_actor IS NULL OR p_actor !~ '[^[:space:]]'"),
          (ACTOR_END, ACTOR_END.replace("') THEN", "')) THEN"))],
         [("IF p_actor ~ '[^[:space:]]'", "IF false AND p_actor ~ '[^[:space:]]'")],
     ]),
-    ("evidence rules (object, size)", [
-        [("IF pg_catalog.jsonb_typeof(p_evidence) <> 'object'",
-          "IF false AND (pg_catalog.jsonb_typeof(p_evidence) <> 'object'"),
-         ("> 4096 THEN", "> 4096) THEN")],
-    ]),
-    ("evidence rules (secrets)", [
-        [("IF p_evidence <> '{}'::jsonb AND pg_catalog.jsonb_path_exists(",
+    ("evidence rules", [
+        [("IF p_evidence IS DISTINCT FROM '{}'::jsonb THEN", "IF false THEN")],
+        [(EVIDENCE_SHAPE, EVIDENCE_SHAPE.replace("IF ", "IF false AND (", 1)),
+         ("> 4096 THEN", "> 4096) THEN"),
+         ("IF p_evidence <> '{}'::jsonb AND pg_catalog.jsonb_path_exists(",
           "IF false AND p_evidence <> '{}'::jsonb AND pg_catalog.jsonb_path_exists(")],
-        [("IF EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(p_evidence)",
+        [(EVIDENCE_SHAPE, EVIDENCE_SHAPE.replace("IF ", "IF false AND (", 1)),
+         ("> 4096 THEN", "> 4096) THEN"),
+         ("IF EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(p_evidence)",
           "IF false AND EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(p_evidence)")],
     ]),
     ("live snapshot read", [
@@ -62,6 +66,7 @@ PARTS = (
     ]),
 )
 WHOLE = "logger (whole)"
+CONTROL = "logger (whole, a second copy: the noise)"
 BARE = "every part above off"
 
 
@@ -77,7 +82,9 @@ def switched_off(text: str, alternatives: list, snapshot: str) -> str | None:
 
 def copies(text: str, snapshot: str) -> tuple[dict[str, str], list[str]]:
     """{label: CREATE statement} of the logger's copies, and the parts not found."""
-    made, missing = {WHOLE: text.replace(LOGGER, "public.bench_log_whole(", 1)}, []
+    made = {WHOLE: text.replace(LOGGER, "public.bench_log_whole(", 1),
+            CONTROL: text.replace(LOGGER, "public.bench_log_control(", 1)}
+    missing = []
     bare = text
     for number, (part, alternatives) in enumerate(PARTS):
         without = switched_off(text, alternatives, snapshot)

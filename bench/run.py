@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -74,6 +75,7 @@ DEFAULTS = {
     "BENCH_OUT": str(common.BENCH_DIR),
 }
 SEAL_GOAL = {"goal_rows": 10_000_000, "goal_seconds": 60}
+MEASURED_PATHS = ("alembic", "sql_functions", "sql_views", "substrate", "seeds")
 
 
 def setting(name: str) -> str:
@@ -103,6 +105,18 @@ def machine(server: common.Server) -> dict:
         "server_settings": list(common.SETTINGS),
         "load_average_start": list(os.getloadavg()),
     }
+
+
+def tree() -> dict:
+    """The commit measured, and what differed from it under the paths the figures depend on
+    (other work may change the tree while a long run goes on)."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], capture_output=True, text=True,
+                              cwd=common.PROJECT_ROOT)
+        return done.stdout.strip()
+
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "changed": git("status", "--porcelain", "--", *MEASURED_PATHS).splitlines()}
 
 
 def sized(server: common.Server, items: set[str], results: dict) -> None:
@@ -142,6 +156,7 @@ def main() -> int:
     results: dict = {
         "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "settings": {name: setting(name) for name in DEFAULTS if name != "BENCH_OUT"},
+        "tree_start": tree(),
     }
     with common.server() as server:
         results["machine"] = machine(server)
@@ -169,6 +184,7 @@ def main() -> int:
         if "tooling" in items:
             results["tooling"] = tooling.run(server, int(setting("BENCH_TOOL_RUNS")))
     results["machine"]["load_average_end"] = list(os.getloadavg())
+    results["tree_end"] = tree()
     results["duration_s"] = time.perf_counter() - started
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     text = tables.render(results)

@@ -11,6 +11,19 @@ def _x(ratio: float) -> str:
     return f"{ratio:.1f}x" if ratio < 10 else f"{ratio:,.0f}x"
 
 
+def tree(results: dict) -> str:
+    start, end = results.get("tree_start"), results.get("tree_end")
+    if not start or not end:
+        return ""
+    line = f" Tree: commit {start['commit']}"
+    if end["commit"] != start["commit"]:
+        line += f" at the start, {end['commit']} at the end"
+    changed = sorted(set(start["changed"]) | set(end["changed"]))
+    line += (f"; uncommitted changes measured: {', '.join(c.split()[-1] for c in changed)}."
+             if changed else ", nothing uncommitted under the measured paths.")
+    return line
+
+
 def machine(results: dict) -> list[str]:
     m = results["machine"]
     return [
@@ -18,7 +31,7 @@ def machine(results: dict) -> list[str]:
         f"{m['postgresql']} (embedded, {m['storage']}, {', '.join(m['server_settings'])}), "
         f"Python {m['python']}; load average {m['load_average_start'][0]:.2f} at start, "
         f"{m['load_average_end'][0]:.2f} at end; {results['started']}, "
-        f"{results['duration_s'] / 60:.1f} min."
+        f"{results['duration_s'] / 60:.1f} min." + tree(results)
     ]
 
 
@@ -75,8 +88,9 @@ def logger_parts(p: dict) -> list[str]:
         saved = p["saved_us"].get(label)
         cell = "" if saved is None else f"{saved:+.1f} us ({saved / whole:+.0%})"
         out.append(f"| {label} | {_f(entry['p50'], 1)} | {cell} |")
-    out += ["", "How to read: a part costs about what switching it off saves; the plain INSERT "
-            "and the minimal logger are the floor item 1 measures against."]
+    out += ["", "How to read: a part costs about what switching it off saves, give or take what "
+            "the second copy of the whole logger differs by (the noise); the plain INSERT and the "
+            "minimal logger are the floor item 1 measures against."]
     if p["missing_parts"]:
         out.append(f"Not found in this logger (not measured): {', '.join(p['missing_parts'])}.")
     return out
