@@ -125,26 +125,38 @@ class PsycopgExecutor:
 
     def run(self, statements: Sequence[Statement], *,
             read_only: bool = False) -> list[list[dict]]:
+        """One transaction, pipelined: BEGIN, the statements and COMMIT go to the server in one
+        batch and their results come back together (one round trip instead of one per
+        statement), except that a statement naming an earlier one's row count waits for that
+        count. The server runs them in order and stops at the first error, as one by one."""
         import psycopg
 
+        for index, statement in enumerate(statements):
+            check_statement(statement, index)
         conn = self._connection()
-        results: list[list[dict]] = []
-        phase, step = "begin", None
+        results: list[list[dict] | None] = [None] * len(statements)
+        sent: list[tuple[int, object]] = []
         try:
-            conn.execute("BEGIN READ ONLY" if read_only else "BEGIN")
-            phase = "statements"
-            for step, statement in enumerate(statements):
-                check_statement(statement, step)
-                params = [str(len(results[p.step])) if isinstance(p, RowCount) else p
-                          for p in statement.params]
-                cursor = conn.execute(ROWS_AS_JSON.format(sql=statement.sql), params)
-                results.append([row[0] for row in cursor.fetchall()])
-            phase, step = "commit", None
-            conn.execute("COMMIT")
+            with conn.pipeline() as pipeline:
+                conn.execute("BEGIN READ ONLY" if read_only else "BEGIN")
+                for index, statement in enumerate(statements):
+                    if any(isinstance(p, RowCount) and results[p.step] is None
+                           for p in statement.params):
+                        pipeline.sync()
+                        _collect(sent, results)
+                    params = [str(len(results[p.step])) if isinstance(p, RowCount) else p
+                              for p in statement.params]
+                    sent.append((index, conn.execute(ROWS_AS_JSON.format(sql=statement.sql),
+                                                     params)))
+                conn.execute("COMMIT")
+                pipeline.sync()
+            _collect(sent, results)
         except psycopg.Error as error:
+            step = _failed_step(sent, results)
             if conn.closed or conn.broken:
                 lost = first_line(str(error)) or type(error).__name__
-                if phase == "commit" and not read_only:
+                # Every statement answered: the loss came with COMMIT, which may have landed.
+                if step is None and not read_only:
                     raise OutcomeUnknown(f"the connection was lost during COMMIT: {lost}") from None
                 raise ExecutorUnavailable(f"the connection was lost: {lost}") from None
             _rollback(conn)
@@ -160,6 +172,26 @@ class PsycopgExecutor:
         """Close the connection (a connection the caller gave included)."""
         if self._conn is not None:
             self._conn.close()
+
+
+def _collect(sent: list, results: list) -> None:
+    """Read the rows of the statements sent so far (their results have arrived)."""
+    for index, cursor in sent:
+        results[index] = [row[0] for row in cursor.fetchall()]
+    sent.clear()
+
+
+def _failed_step(sent: list, results: list) -> int | None:
+    """After an error: the first statement sent without a result is the one that failed (the
+    server skips the rest); None when every statement answered (the error came with COMMIT)."""
+    import psycopg
+
+    for index, cursor in sent:
+        try:
+            results[index] = [row[0] for row in cursor.fetchall()]
+        except psycopg.Error:
+            return index
+    return None
 
 
 def _rollback(conn) -> None:
