@@ -11,6 +11,7 @@
 --   3. the command must be catalogued (23503) and not one of the package's own writers
 --      (dot_iu_gate_open, _close, _watchdog, dot_iu_runtime_lease_break: 42501; v2 names them,
 --      v1 refused every dot_iu_gate_* name).
+-- v2 reads each gate through fn_iu_gate_reads_open (v1: fn_iu_gate_state, the same rule).
 -- Returns {"command", "gates": [...], "lease", "epoch"}. The logger checks the gates again when
 -- the applied row is written, in the same transaction.
 CREATE OR REPLACE FUNCTION public.fn_dot_iu_runtime_apply_begin(
@@ -62,7 +63,7 @@ BEGIN
     PERFORM 1 FROM public.dot_config AS c WHERE c.key = ANY (v_gates) ORDER BY c.key FOR SHARE;
     SELECT pg_catalog.string_agg(g.gate, ', ' ORDER BY g.gate) INTO v_shut
       FROM pg_catalog.unnest(v_gates) AS g (gate)
-     WHERE NOT coalesce((SELECT s.reads_open FROM public.fn_iu_gate_state(g.gate) AS s), false);
+     WHERE NOT public.fn_iu_gate_reads_open(g.gate);
     IF v_shut IS NOT NULL THEN
         RAISE EXCEPTION 'apply of % refused: gate(s) shut: %', p_command_name, v_shut
             USING ERRCODE = '55000',

@@ -20,7 +20,6 @@ BEFORE_GATES = SEED_REVISION
 
 # (function, argument types, volatility, return type)
 FUNCTIONS = [
-    ("fn_iu_gate_classes", [], "stable", "setof record"),
     ("fn_iu_gate_open", ["text", "text", "text", "text", "integer"], "volatile", "jsonb"),
     ("fn_iu_gate_close", ["text", "text", "text"], "volatile", "jsonb"),
     ("fn_iu_gate_verify_closed", ["text"], "stable", "jsonb"),
@@ -98,6 +97,26 @@ def test_transition_ledger_is_append_only_like_the_run_ledger(db):
         pgtap.trigger_is(db, "iu_gate_transition", trigger, "fn_dot_iu_append_only_guard")
 
 
+def test_the_gate_classes_are_a_list_the_planner_inlines(db):
+    """fn_iu_gate_classes (v2, 0016_locks_and_chains) reads nothing, so it needs neither
+    SECURITY DEFINER nor a pinned search_path, and without them the planner inlines it: a
+    caller scans the list itself instead of calling a function."""
+    pgtap.has_function(db, "fn_iu_gate_classes", [])
+    pgtap.function_returns(db, "fn_iu_gate_classes", [], "setof record")
+    pgtap.volatility_is(db, "fn_iu_gate_classes", [], "stable")
+    pgtap.execute_revoked_from_public(db, "fn_iu_gate_classes", [])
+    pgtap.has_comment(db, "function", "fn_iu_gate_classes", [])
+    definer, config, body = db.execute(
+        "SELECT prosecdef, proconfig, prosrc FROM pg_proc"
+        " WHERE oid = 'public.fn_iu_gate_classes()'::regprocedure").fetchone()
+    assert (definer, config) == (False, None)
+    assert body.strip().startswith("VALUES (") and "." not in body.replace("queue.", "").replace(
+        "iu_core.", "").replace("iu_enact.", "").replace("job_substrate.", "").replace(
+        "dlq.", ""), "the list names no object"
+    plan = "\n".join(row[0] for row in db.execute("EXPLAIN SELECT * FROM fn_iu_gate_classes()"))
+    assert "Values Scan" in plan and "Function Scan" not in plan
+
+
 @pytest.mark.parametrize("name,args,volatility,returns", FUNCTIONS,
                          ids=[f[0] for f in FUNCTIONS])
 def test_gate_function_is_definer_pinned_revoked_commented(db, name, args, volatility, returns):
@@ -143,7 +162,7 @@ def test_gate_commands_are_catalogued(db):
                      [(4,)])
 
 
-def test_runtime_reader_is_a_stable_definer_on_the_gate_state(db):
+def test_runtime_reader_is_a_stable_definer_on_the_one_gate_reading(db):
     args: list[str] = []
     pgtap.volatility_is(db, "fn_dot_iu_operator_runtime_enabled", args, "stable")
     pgtap.is_definer(db, "fn_dot_iu_operator_runtime_enabled", args)
@@ -152,7 +171,7 @@ def test_runtime_reader_is_a_stable_definer_on_the_gate_state(db):
     definition = db.execute(
         "SELECT pg_get_functiondef('fn_dot_iu_operator_runtime_enabled()'::regprocedure)"
     ).fetchone()[0]
-    assert "fn_iu_gate_state('iu_core.operator_runtime_enabled')" in definition
+    assert "fn_iu_gate_reads_open('iu_core.operator_runtime_enabled')" in definition
 
 
 # --- downgrade guards -------------------------------------------------------------------------

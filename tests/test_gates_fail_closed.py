@@ -389,3 +389,60 @@ def test_readers_are_callable_by_the_runtime_and_auditor_roles_only(db):
         assert db.execute("SELECT count(*) FROM v_dot_iu_gates").fetchone()[0] == 9
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             db.execute("SELECT * FROM dot_config")
+
+
+# One gate's reading has a fast path (fn_iu_gate_reads_open, which the readers and apply_begin
+# use) beside the full state (fn_iu_gate_state, which the views, verify and the snapshot use):
+# the two must agree in every state a gate can be in.
+WINDOWS = {
+    "no transition": None,
+    "live open": ("open", "-1 second", "+10 minutes"),
+    "expired open": ("open", "-20 minutes", "-10 minutes"),
+    "open recorded ahead of time": ("open", "+5 minutes", "+15 minutes"),
+    "open longer than an hour ahead": ("open", "-1 second", "+70 minutes"),
+    "close": ("close", "-1 second", None),
+}
+VALUES = {"'true'": "true", "'false'": "false", "'TRUE'": "TRUE", "missing": None}
+
+
+def put_state(conn, gate: str, value: str | None, window) -> None:
+    """A gate's value and latest transition, written as only a superuser could (guards off)."""
+    with conn.transaction():
+        conn.execute("ALTER TABLE dot_config DISABLE TRIGGER tg_dot_config_gate_guard")
+        conn.execute("ALTER TABLE iu_gate_transition DISABLE TRIGGER USER")
+        conn.execute("ALTER TABLE iu_gate_transition DROP CONSTRAINT IF EXISTS"
+                     " ck_iu_gate_transition_window_within_ttl")  # a superuser can write any window
+        if value is None:
+            conn.execute("DELETE FROM dot_config WHERE key = %s", (gate,))
+        else:
+            conn.execute("UPDATE dot_config SET value = %s WHERE key = %s", (value, gate))
+        if window is not None:
+            action, created, expires = window
+            run = conn.execute("SELECT max(run_id) FROM dot_iu_command_run").fetchone()[0]
+            conn.execute(
+                "INSERT INTO iu_gate_transition (gate_key, action, prev_value, new_value,"
+                " approval_id, ttl_seconds, expires_at, actor, reason, run_id, created_at)"
+                " VALUES (%s, %s, 'false', %s, %s, %s, now() + %s::interval, 'x', 'y', %s,"
+                " now() + %s::interval)",
+                (gate, action, "true" if action == "open" else "false",
+                 "CHG-1" if action == "open" else None, 600 if action == "open" else None,
+                 expires, run, created))
+        conn.execute("ALTER TABLE iu_gate_transition ENABLE TRIGGER USER")
+        conn.execute("ALTER TABLE dot_config ENABLE ALWAYS TRIGGER tg_dot_config_gate_guard")
+
+
+@pytest.mark.parametrize("window", WINDOWS, ids=list(WINDOWS))
+@pytest.mark.parametrize("value", VALUES, ids=list(VALUES))
+def test_the_fast_path_and_the_full_state_read_every_gate_alike(db, value, window):
+    gate_open(db, gate="iu_core.delivery_enabled", ttl=60)  # a run row for the transitions
+    for gate in (GATE, "iu_core.vector_sync_enabled"):
+        put_state(db, gate, VALUES[value], WINDOWS[window])
+    rows = db.execute(
+        "SELECT g.gate_key, public.fn_iu_gate_reads_open(g.gate_key), s.reads_open"
+        "  FROM fn_iu_gate_classes() AS g LEFT JOIN fn_iu_gate_state(NULL) AS s USING (gate_key)"
+    ).fetchall()
+    assert all(fast == full for _, fast, full in rows), rows
+    expected = value == "'true'" and window == "live open"
+    assert dict((key, fast) for key, fast, _ in rows)[GATE] is expected
+    assert reads(db, GATE) is expected
+    assert db.execute("SELECT public.fn_iu_gate_reads_open('no.such.gate')").fetchone()[0] is False

@@ -17,6 +17,12 @@ Creates (docs/runtime.md, docs/seals.md, docs/objects.md):
   to the login that acquired it (holder and epoch are readable by every package role, so they
   alone prove nothing); apply_begin names the package's own commands one by one, so the read
   command dot_iu_gate_verify_closed is no longer taken for one;
+- faster gate readers, same rule: fn_iu_gate_classes v2 (the same list, inlined by the planner:
+  no SECURITY DEFINER, no SET, it reads nothing), fn_iu_gate_reads_open(p_gate) v1 (owner
+  only: the one-gate path of fn_iu_gate_state's reads_open, in PL/pgSQL with cached plans),
+  and every reader on it (composer, structure_ops, delivery, three_axis and vector_sync v3,
+  the runtime reader v4, the two queue readers v2): each was an SQL function pinned to a
+  search_path, parsed and planned again on every call;
 - fn_dot_iu_ledger_seal_guard v1, now the trigger function of dot_iu_ledger_seal's two guard
   triggers (CREATE OR REPLACE TRIGGER), which fire ALWAYS: a link is never updated or deleted,
   maintenance, replica mode or not (they shared the ledgers' guard, whose maintenance switch let
@@ -28,7 +34,7 @@ or a gate transition that seals waits for it, and the step waits at most lock_ti
 long reader of the seal table (substrate verify). The run ledger's writers never wait.
 Requires: 0015_open_by_protocol_only.
 Reverses: the earlier function versions, the seal triggers back on fn_dot_iu_append_only_guard,
-the seal guard dropped. Refuses nothing: no data is involved.
+the seal guard and fn_iu_gate_reads_open dropped. Refuses nothing: no data is involved.
 """
 
 from __future__ import annotations
@@ -52,6 +58,25 @@ SEAL_GUARD_COMMENT = (
     "dot_iu_ledger_seal are refused, maintenance or not. SQLSTATE 55000."
 )
 
+READS_OPEN = "public.fn_iu_gate_reads_open(text)"
+READS_OPEN_COMMENT = (
+    "Whether one gate reads open now: the one-gate path of fn_iu_gate_state's reads_open (a "
+    "known gate, value exactly 'true', its latest transition by transition_id an open whose "
+    "window holds), with plans cached for the session. Owner only: the readers and "
+    "fn_dot_iu_runtime_apply_begin call it."
+)
+# (reader, version before, version now): each reads its gate through fn_iu_gate_reads_open;
+# comments and grants stay (CREATE OR REPLACE keeps them).
+READERS = (
+    ("fn_iu_composer_enabled", "v2", "v3"),
+    ("fn_iu_structure_ops_enabled", "v2", "v3"),
+    ("fn_iu_delivery_enabled", "v2", "v3"),
+    ("fn_iu_three_axis_auto_refresh_enabled", "v2", "v3"),
+    ("fn_iu_vector_sync_enabled", "v2", "v3"),
+    ("fn_dot_iu_operator_runtime_enabled", "v3", "v4"),
+    ("fn_queue_job_substrate_enabled", "v1", "v2"),
+    ("fn_queue_dlq_replay_enabled", "v1", "v2"),
+)
 RECORD_REFUSAL_COMMENT = (
     "Records a refused or failed gate call as one run-ledger row of its dot_iu_gate_* command: "
     "the digest the gate function computes, evidence {sqlstate, message, gate}, never the "
@@ -125,6 +150,10 @@ REPLACED = (
 
 def upgrade() -> None:
     h.begin(expected_version=down_revision)
+    h.function_file("fn_iu_gate_classes.v2.sql")
+    h.new_function("fn_iu_gate_reads_open.v1.sql", READS_OPEN, READS_OPEN_COMMENT)
+    for reader, before, now in READERS:
+        h.function_file(f"{reader}.{now}.sql")
     for signature, _, now, _, comment in REPLACED:
         h.function_file(now)
         h.comment("FUNCTION", signature, comment)
@@ -145,3 +174,7 @@ def downgrade() -> None:
     for signature, before, _, comment, _ in reversed(REPLACED):
         h.comment("FUNCTION", signature, comment)
         h.function_file(before)
+    for reader, before, _ in reversed(READERS):
+        h.function_file(f"{reader}.{before}.sql")
+    h.drop_function(READS_OPEN)
+    h.function_file("fn_iu_gate_classes.v1.sql")

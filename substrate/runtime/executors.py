@@ -136,6 +136,7 @@ class PsycopgExecutor:
         conn = self._connection()
         results: list[list[dict] | None] = [None] * len(statements)
         sent: list[tuple[int, object]] = []
+        committing = False
         try:
             with conn.pipeline() as pipeline:
                 conn.execute("BEGIN READ ONLY" if read_only else "BEGIN")
@@ -148,17 +149,18 @@ class PsycopgExecutor:
                               for p in statement.params]
                     sent.append((index, conn.execute(ROWS_AS_JSON.format(sql=statement.sql),
                                                      params)))
+                committing = True  # from here a lost connection may have committed
                 conn.execute("COMMIT")
                 pipeline.sync()
             _collect(sent, results)
         except psycopg.Error as error:
-            step = _failed_step(sent, results)
             if conn.closed or conn.broken:
                 lost = first_line(str(error)) or type(error).__name__
-                # Every statement answered: the loss came with COMMIT, which may have landed.
-                if step is None and not read_only:
+                # COMMIT went out in the batch that was lost: it may have landed.
+                if committing and not read_only:
                     raise OutcomeUnknown(f"the connection was lost during COMMIT: {lost}") from None
                 raise ExecutorUnavailable(f"the connection was lost: {lost}") from None
+            step = _failed_step(sent, results)
             _rollback(conn)
             message = first_line(error.diag.message_primary if error.diag else None)
             raise DatabaseError(error.sqlstate, message or first_line(str(error)),
