@@ -152,7 +152,7 @@ def upgrade() -> None:
     h.begin(expected_version=down_revision)
     h.function_file("fn_iu_gate_classes.v2.sql")
     h.new_function("fn_iu_gate_reads_open.v1.sql", READS_OPEN, READS_OPEN_COMMENT)
-    for reader, before, now in READERS:
+    for reader, _, now in READERS:
         h.function_file(f"{reader}.{now}.sql")
     for signature, _, now, _, comment in REPLACED:
         h.function_file(now)
