@@ -94,7 +94,7 @@ lint: install ## ruff on the Python, squawk on the rendered upgrade SQL
 	$(VENV)/bin/ruff check .
 	$(PY) -m substrate.review.sqllint
 
-# Issue 5's figures on a throw-away embedded server on tmpfs: writes bench/results.json,
+# The performance figures, on a throw-away embedded server on tmpfs: writes bench/results.json,
 # bench/results.md and bench/view_latency.png (BENCH_SIZES=10000,100000 for a quick run; the
 # other BENCH_* settings are listed in bench/run.py). The full run takes about 20 minutes.
 bench: install ## the performance figures (about 20 minutes; BENCH_*=...)

@@ -4,7 +4,7 @@ Item 1 compares whole calls from pgbench clients; this item takes the head logge
 one database at head, with the gates an 'applied' row of dot_iu_add_piece needs open, the bench
 creates copies of the head logger (from its own file in sql_functions/) under other names, each
 with ONE part switched off by an exact edit of its text (a part whose text is no longer found is
-reported, not guessed): the tally fold and the seal it makes, the lock on the gates' rows,
+reported, not guessed): the tally fold and the seal it makes, the hold on the gates,
 the gate rule's check, the actor rule, the evidence rules, the read of the live gate snapshot
 (a literal instead); one copy with all of them off; and a second copy of the whole logger,
 whose difference from the first is the noise of the figure. Each variant, the minimal plpgsql
@@ -25,7 +25,8 @@ CALLS = 5000
 ROUNDS = 15
 LOGGER = "public.fn_dot_iu_command_log("
 EVIDENCE_SHAPE = "IF pg_catalog.jsonb_typeof(p_evidence) <> 'object'"
-SNAPSHOT_READ = "coalesce((SELECT s.snapshot FROM public.dot_iu_gate_snapshot AS s"
+SNAPSHOT_READ = ("(SELECT s.snapshot FROM public.dot_iu_gate_snapshot AS s\n"
+                 "             WHERE s.valid_until > pg_catalog.clock_timestamp())")
 ACTOR_END = "U0010ffff]') THEN\n        RAISE EXCEPTION 'actor %'"
 # (part, alternatives): an alternative is a list of (text in the logger, its replacement), all
 # of which must be found; the first alternative that fits this logger version is used. Each
@@ -35,12 +36,15 @@ PARTS = (
     ("tally fold and seal", [
         [("PERFORM public.fn_dot_iu_command_run_tally_fold();", "NULL;")],
     ]),
-    ("gate lock (FOR SHARE on dot_config)", [
-        [("IF p_run_mode = 'apply' AND p_run_status = 'applied' THEN\n        -- Hold the gates",
-          "IF false THEN\n        -- Hold the gates")],
+    ("gate hold (shared advisory lock)", [
+        [("    IF p_run_mode = 'apply' AND p_run_status = 'applied' THEN\n"
+          "        IF NOT pg_catalog.pg_try_advisory_xact_lock_shared",
+          "    IF false THEN\n"
+          "        IF NOT pg_catalog.pg_try_advisory_xact_lock_shared")],
     ]),
     ("gate rule (the check)", [
-        [("IF v_required IS NOT NULL THEN", "IF false THEN")],
+        [("IF v_gates IS NOT NULL THEN\n        -- The gate rule",
+          "IF false THEN\n        -- The gate rule")],
     ]),
     ("actor rule", [
         [("IF pg_catalog.length(p_actor) > 200 OR p_actor !~ '^[ -~]*[0-9A-Za-z][ -~]*$' THEN",
@@ -62,7 +66,7 @@ PARTS = (
           "IF false AND EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(p_evidence)")],
     ]),
     ("live snapshot read", [
-        [(SNAPSHOT_READ, SNAPSHOT_READ.replace("coalesce(", "coalesce('{snapshot}'::jsonb, ", 1))],
+        [(SNAPSHOT_READ, "'{snapshot}'::jsonb")],
     ]),
 )
 WHOLE = "logger (whole)"

@@ -2,13 +2,14 @@
 -- functions (docs/objects.md, "The run ledger"; docs/runtime.md). Same signature and contract as
 -- v6, with four rules made tight:
 --   * the gate rule holds against a concurrent close: before an 'applied' row in mode 'apply'
---     reads its gates, the logger locks their dot_config rows FOR SHARE (in key order, as
---     fn_dot_iu_runtime_apply_begin does), so a close or the watchdog waits until the applying
---     transaction ends, and the readings are taken in a later statement, after the lock. A
+--     reads its gates, the logger takes the gates' hold, a shared transaction-level advisory
+--     lock that whatever closes a gate takes exclusively first (dot_config's close-wait
+--     triggers, fn_dot_iu_gate_close_wait), so a close or the watchdog waits until the applying
+--     transaction ends, and the readings are taken in a later statement, after the hold. A
 --     transaction whose snapshot is older than a close that committed meanwhile (REPEATABLE
---     READ, SERIALIZABLE) fails on the lock with 40001 instead of recording a stale 'open'.
---     v6 read the gates without a lock, so a caller that skipped apply_begin could commit an
---     applied row after the gate closed;
+--     READ, SERIALIZABLE) also locks the gates' rows FOR SHARE and fails there with 40001
+--     instead of recording a stale 'open'. v6 read the gates without a hold, so a caller that
+--     skipped apply_begin could commit an applied row after the gate closed;
 --   * the package's own commands, named one by one (dot_iu_gate_open, _close, _watchdog and
 --     dot_iu_runtime_lease_break): only 'refused' rows come through here (42501 otherwise; v6
 --     let 'failed' rows through). Their failures are recorded by fn_iu_gate_record_refusal,
@@ -24,7 +25,9 @@
 --     unexpired by the database clock (55000 otherwise, so a holder whose lease expired during
 --     the apply cannot commit it); 22023 for a malformed lease name or epoch.
 -- Faster than v6 on the common row: an actor of printable ASCII passes one cheap test before the
--- full rule, and an empty evidence object skips the evidence checks.
+-- full rule, an empty evidence object skips every evidence check, the hold is one lock taken
+-- without a query, the gate rule is checked before the INSERT without a query, and the row
+-- takes two statements: the catalog row with the cached gate snapshot, then the INSERT.
 -- Unchanged from v6: session_login = session_user; the live gate snapshot (p_gate_snapshot
 -- ignored); actor and evidence limits; correlation and plan ids from the evidence; plan-bound
 -- applies; fail-closed on vocabulary (23503); a tally fold on about one run in 1024.
@@ -46,7 +49,12 @@ AS $function$
 DECLARE
     v_run_id bigint;
     v_snapshot jsonb;
+    v_mutating boolean;
     v_required text[];
+    v_evidence jsonb;
+    v_catalog_md5 text;
+    v_gates text[];
+    v_gate text;
     v_shut text;
     v_correlation_id uuid;
     v_plan_run_id bigint;
@@ -64,7 +72,14 @@ BEGIN
                 USING ERRCODE = '22023';
         END IF;
     END IF;
-    -- An empty evidence object (the common case) has nothing to check.
+    IF p_command_name IN ('dot_iu_gate_open', 'dot_iu_gate_close', 'dot_iu_gate_watchdog', 'dot_iu_runtime_lease_break')
+       AND p_run_status IS DISTINCT FROM 'refused' THEN
+        RAISE EXCEPTION '% rows of % are written only by the package''s own functions', p_run_status, p_command_name
+            USING ERRCODE = '42501',
+                  HINT = 'Open, close and watch gates through fn_iu_gate_open/close/watchdog (substrate gates); break a lease with fn_dot_iu_runtime_lease_break.';
+    END IF;
+    -- Everything evidence can carry is checked here; an empty evidence object (the common
+    -- case) has nothing to check.
     IF p_evidence IS DISTINCT FROM '{}'::jsonb THEN
         IF pg_catalog.jsonb_typeof(p_evidence) <> 'object'
            OR pg_catalog.octet_length(p_evidence::text) > 4096 THEN
@@ -80,161 +95,169 @@ BEGIN
                 USING ERRCODE = '22023',
                       HINT = 'Evidence holds structural facts (ids, counts, SQLSTATEs), never credentials.';
         END IF;
-    END IF;
-    IF p_command_name IN ('dot_iu_gate_open', 'dot_iu_gate_close', 'dot_iu_gate_watchdog', 'dot_iu_runtime_lease_break')
-       AND p_run_status IS DISTINCT FROM 'refused' THEN
-        RAISE EXCEPTION '% rows of % are written only by the package''s own functions', p_run_status, p_command_name
-            USING ERRCODE = '42501',
-                  HINT = 'Open, close and watch gates through fn_iu_gate_open/close/watchdog (substrate gates); break a lease with fn_dot_iu_runtime_lease_break.';
-    END IF;
-
-    IF p_evidence ? 'correlation_id' THEN
-        IF p_evidence ->> 'correlation_id' !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
-            RAISE EXCEPTION 'evidence correlation_id must be a uuid' USING ERRCODE = '22023';
+        IF p_evidence ? 'correlation_id' THEN
+            IF p_evidence ->> 'correlation_id' !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
+                RAISE EXCEPTION 'evidence correlation_id must be a uuid' USING ERRCODE = '22023';
+            END IF;
+            v_correlation_id := (p_evidence ->> 'correlation_id')::uuid;
         END IF;
-        v_correlation_id := (p_evidence ->> 'correlation_id')::uuid;
-    END IF;
-    IF p_evidence ? 'plan_run_id' THEN
-        IF p_run_mode IS DISTINCT FROM 'apply' OR p_evidence ->> 'plan_run_id' !~ '^[0-9]{1,18}$' THEN
-            RAISE EXCEPTION 'evidence plan_run_id must be a run id, and only an apply names a plan'
-                USING ERRCODE = '22023';
-        END IF;
-        SELECT r.run_id, r.command_name, r.run_mode, r.run_status, r.params_digest, r.created_at,
-               r.correlation_id, r.evidence ->> 'catalog_md5' AS catalog_md5
-          INTO v_plan
-          FROM public.dot_iu_command_run AS r
-         WHERE r.run_id = (p_evidence ->> 'plan_run_id')::bigint;
-        v_plan_run_id := v_plan.run_id;
-        IF p_run_status = 'applied' THEN
-            IF v_plan.run_id IS NULL OR v_plan.run_mode <> 'plan' OR v_plan.run_status <> 'planned'
-               OR v_plan.command_name IS DISTINCT FROM p_command_name
-               OR v_plan.params_digest IS DISTINCT FROM p_params_digest THEN
-                RAISE EXCEPTION 'run % is not a plan of % with these parameters', p_evidence ->> 'plan_run_id', p_command_name
+        IF p_evidence ? 'plan_run_id' THEN
+            IF p_run_mode IS DISTINCT FROM 'apply' OR p_evidence ->> 'plan_run_id' !~ '^[0-9]{1,18}$' THEN
+                RAISE EXCEPTION 'evidence plan_run_id must be a run id, and only an apply names a plan'
                     USING ERRCODE = '22023';
             END IF;
-            IF v_plan.created_at <= pg_catalog.clock_timestamp() - interval '1 hour' THEN
-                RAISE EXCEPTION 'plan % was made at %, more than an hour ago', v_plan.run_id, v_plan.created_at
-                    USING ERRCODE = '55000',
-                          HINT = 'Plan again.';
+            SELECT r.run_id, r.command_name, r.run_mode, r.run_status, r.params_digest, r.created_at,
+                   r.correlation_id, r.evidence ->> 'catalog_md5' AS catalog_md5
+              INTO v_plan
+              FROM public.dot_iu_command_run AS r
+             WHERE r.run_id = (p_evidence ->> 'plan_run_id')::bigint;
+            v_plan_run_id := v_plan.run_id;
+            IF p_run_status = 'applied' THEN
+                IF v_plan.run_id IS NULL OR v_plan.run_mode <> 'plan' OR v_plan.run_status <> 'planned'
+                   OR v_plan.command_name IS DISTINCT FROM p_command_name
+                   OR v_plan.params_digest IS DISTINCT FROM p_params_digest THEN
+                    RAISE EXCEPTION 'run % is not a plan of % with these parameters', p_evidence ->> 'plan_run_id', p_command_name
+                        USING ERRCODE = '22023';
+                END IF;
+                IF v_plan.created_at <= pg_catalog.clock_timestamp() - interval '1 hour' THEN
+                    RAISE EXCEPTION 'plan % was made at %, more than an hour ago', v_plan.run_id, v_plan.created_at
+                        USING ERRCODE = '55000',
+                              HINT = 'Plan again.';
+                END IF;
+                IF v_plan.catalog_md5 IS DISTINCT FROM (
+                        SELECT pg_catalog.md5(ROW(c.command_name, c.category, c.mutating, c.reversible,
+                                                  c.target_function, c.inverse_command,
+                                                  c.required_gates)::text)
+                          FROM public.dot_iu_command_catalog AS c
+                         WHERE c.command_name = p_command_name) THEN
+                    RAISE EXCEPTION 'the catalog row of % changed since plan %', p_command_name, v_plan.run_id
+                        USING ERRCODE = '55000',
+                              HINT = 'Plan again.';
+                END IF;
+                IF v_correlation_id IS NOT NULL AND v_correlation_id IS DISTINCT FROM v_plan.correlation_id THEN
+                    RAISE EXCEPTION 'plan % belongs to correlation %, not %', v_plan.run_id,
+                            v_plan.correlation_id, v_correlation_id
+                        USING ERRCODE = '22023';
+                END IF;
+                v_correlation_id := v_plan.correlation_id;
             END IF;
-            IF v_plan.catalog_md5 IS DISTINCT FROM (
-                    SELECT pg_catalog.md5(ROW(c.command_name, c.category, c.mutating, c.reversible,
-                                              c.target_function, c.inverse_command,
-                                              c.required_gates)::text)
-                      FROM public.dot_iu_command_catalog AS c
-                     WHERE c.command_name = p_command_name) THEN
-                RAISE EXCEPTION 'the catalog row of % changed since plan %', p_command_name, v_plan.run_id
-                    USING ERRCODE = '55000',
-                          HINT = 'Plan again.';
-            END IF;
-            IF v_correlation_id IS NOT NULL AND v_correlation_id IS DISTINCT FROM v_plan.correlation_id THEN
-                RAISE EXCEPTION 'plan % belongs to correlation %, not %', v_plan.run_id,
-                        v_plan.correlation_id, v_correlation_id
+        END IF;
+
+        -- The lease an applied apply row names (as the operator runtime records it) is still held by
+        -- this login at that epoch: a holder whose lease expired during the apply cannot commit it.
+        IF p_run_mode = 'apply' AND p_run_status = 'applied'
+           AND (p_evidence ? 'lease' OR p_evidence ? 'epoch') THEN
+            IF p_evidence ->> 'epoch' !~ '^[0-9]{1,18}$' OR p_evidence ->> 'lease' IS NULL THEN
+                RAISE EXCEPTION 'evidence lease and epoch must name a lease and its epoch together'
                     USING ERRCODE = '22023';
             END IF;
-            v_correlation_id := v_plan.correlation_id;
+            IF NOT EXISTS (
+                    SELECT 1
+                      FROM public.dot_iu_runtime_lease AS l
+                     WHERE l.lease_name = p_evidence ->> 'lease'
+                       AND l.epoch = (p_evidence ->> 'epoch')::bigint
+                       AND l.session_login = session_user
+                       AND l.released_at IS NULL
+                       AND l.expires_at > pg_catalog.clock_timestamp()) THEN
+                RAISE EXCEPTION 'lease % at epoch % is no longer held by this login: expired, released, taken over or broken',
+                        p_evidence ->> 'lease', p_evidence ->> 'epoch'
+                    USING ERRCODE = '55000',
+                          HINT = 'The apply rolls back; acquire the lease again and re-apply.';
+            END IF;
         END IF;
     END IF;
 
+    -- An 'applied' row in mode 'apply' holds the gates before anything reads them: one shared
+    -- advisory lock, (1685025897, 0), the key every close takes exclusively in dot_config's
+    -- trigger (fn_dot_iu_gate_close_wait: fn_iu_gate_close, the watchdog, a direct UPDATE,
+    -- DELETE or TRUNCATE of an open gate), so a close waits until this transaction ends. The
+    -- readings come in the next statement, whose snapshot (READ COMMITTED) is taken after the
+    -- hold and so sees every close that committed before it. Taken as a plain expression
+    -- first (no query); only while a close holds or waits for the key does it queue for it.
     IF p_run_mode = 'apply' AND p_run_status = 'applied' THEN
-        -- Hold the gates first; the INSERT below reads them in a snapshot taken after the lock.
-        PERFORM 1
-           FROM public.dot_config AS d
-          WHERE d.key = ANY ('iu_core.operator_runtime_enabled'::text
-                             || coalesce((SELECT c.required_gates
-                                            FROM public.dot_iu_command_catalog AS c
-                                           WHERE c.command_name = p_command_name),
-                                         '{}'::text[]))
-          ORDER BY d.key
-            FOR SHARE;
+        IF NOT pg_catalog.pg_try_advisory_xact_lock_shared(1685025897, 0) THEN
+            PERFORM pg_catalog.pg_advisory_xact_lock_shared(1685025897, 0);
+        END IF;
     END IF;
 
-    INSERT INTO public.dot_iu_command_run
-           (command_name, run_mode, run_status, mutating, actor, params_digest,
-            gate_snapshot, evidence, session_login, correlation_id, plan_run_id)
-    SELECT p_command_name, p_run_mode, p_run_status, c.mutating, p_actor, p_params_digest,
-           coalesce((SELECT s.snapshot FROM public.dot_iu_gate_snapshot AS s
-                      WHERE s.valid_until > pg_catalog.clock_timestamp()),
-                    (SELECT pg_catalog.jsonb_object_agg(
-                                g.gate_key, CASE WHEN g.reads_open THEN 'true' ELSE 'false' END)
-                       FROM public.fn_iu_gate_state(NULL) AS g)),
-           CASE WHEN p_run_mode = 'plan'
-                THEN coalesce(p_evidence, '{}'::jsonb) || pg_catalog.jsonb_build_object(
-                         'catalog_md5', pg_catalog.md5(ROW(c.command_name, c.category, c.mutating,
-                                                           c.reversible, c.target_function,
-                                                           c.inverse_command,
-                                                           c.required_gates)::text))
-                ELSE coalesce(p_evidence, '{}'::jsonb) END,
-           session_user, v_correlation_id, v_plan_run_id
+    -- The catalog row and the cached gate snapshot while it is valid, in one statement.
+    SELECT c.mutating, c.required_gates,
+           (SELECT s.snapshot FROM public.dot_iu_gate_snapshot AS s
+             WHERE s.valid_until > pg_catalog.clock_timestamp())
+      INTO v_mutating, v_required, v_snapshot
       FROM public.dot_iu_command_catalog AS c
-     WHERE c.command_name = p_command_name
-    RETURNING run_id, gate_snapshot,
-              CASE WHEN p_run_mode = 'apply' AND p_run_status = 'applied'
-                   THEN (SELECT c.required_gates FROM public.dot_iu_command_catalog AS c
-                          WHERE c.command_name = p_command_name) END
-         INTO v_run_id, v_snapshot, v_required;
-
+     WHERE c.command_name = p_command_name;
     IF NOT FOUND THEN
         IF EXISTS (SELECT 1 FROM public.dot_iu_command_catalog) THEN
             RAISE EXCEPTION 'command % is not in the command catalog', p_command_name
                 USING ERRCODE = '23503',
                       HINT = 'Add it to seeds/ and generate a seed revision (make seed-revision).';
         END IF;
-
-        -- The catalog is empty: record the run as mutating (the vocabulary is not loaded yet).
-        INSERT INTO public.dot_iu_command_run
-               (command_name, run_mode, run_status, mutating, actor, params_digest,
-                gate_snapshot, evidence, session_login, correlation_id, plan_run_id)
-        VALUES (p_command_name, p_run_mode, p_run_status, true, p_actor, p_params_digest,
-                coalesce((SELECT s.snapshot FROM public.dot_iu_gate_snapshot AS s
-                           WHERE s.valid_until > pg_catalog.clock_timestamp()),
-                         (SELECT pg_catalog.jsonb_object_agg(
-                                     g.gate_key, CASE WHEN g.reads_open THEN 'true' ELSE 'false' END)
-                            FROM public.fn_iu_gate_state(NULL) AS g)),
-                coalesce(p_evidence, '{}'::jsonb), session_user, v_correlation_id, v_plan_run_id)
-        RETURNING run_id, gate_snapshot,
-                  CASE WHEN p_run_mode = 'apply' AND p_run_status = 'applied' THEN '{}'::text[] END
-             INTO v_run_id, v_snapshot, v_required;
+        -- The catalog is empty: record the run as mutating (the vocabulary is not loaded yet);
+        -- an applied row needs the runtime gate only.
+        v_mutating := true;
+        v_required := '{}'::text[];
+        v_snapshot := NULL;
+    END IF;
+    IF v_snapshot IS NULL THEN
+        -- No valid cached snapshot (a window expired since it was cached): the readings afresh.
+        SELECT pg_catalog.jsonb_object_agg(
+                   g.gate_key, CASE WHEN g.reads_open THEN 'true' ELSE 'false' END)
+          INTO v_snapshot
+          FROM public.fn_iu_gate_state(NULL) AS g;
     END IF;
 
-    IF v_required IS NOT NULL AND (p_evidence ? 'lease' OR p_evidence ? 'epoch') THEN
-        IF p_evidence ->> 'epoch' !~ '^[0-9]{1,18}$' OR p_evidence ->> 'lease' IS NULL THEN
-            RAISE EXCEPTION 'evidence lease and epoch must name a lease and its epoch together'
-                USING ERRCODE = '22023';
+    v_evidence := coalesce(p_evidence, '{}'::jsonb);
+    IF p_run_mode = 'plan' THEN
+        -- A plan records the catalog row it was made against (a plan-bound apply compares it).
+        SELECT pg_catalog.md5(ROW(c.command_name, c.category, c.mutating, c.reversible,
+                                  c.target_function, c.inverse_command, c.required_gates)::text)
+          INTO v_catalog_md5
+          FROM public.dot_iu_command_catalog AS c
+         WHERE c.command_name = p_command_name;
+        IF v_catalog_md5 IS NOT NULL THEN
+            v_evidence := v_evidence || pg_catalog.jsonb_build_object('catalog_md5', v_catalog_md5);
         END IF;
-        IF NOT EXISTS (
-                SELECT 1
-                  FROM public.dot_iu_runtime_lease AS l
-                 WHERE l.lease_name = p_evidence ->> 'lease'
-                   AND l.epoch = (p_evidence ->> 'epoch')::bigint
-                   AND l.session_login = session_user
-                   AND l.released_at IS NULL
-                   AND l.expires_at > pg_catalog.clock_timestamp()) THEN
-            RAISE EXCEPTION 'lease % at epoch % is no longer held by this login: expired, released, taken over or broken',
-                    p_evidence ->> 'lease', p_evidence ->> 'epoch'
-                USING ERRCODE = '55000',
-                      HINT = 'The apply rolls back; acquire the lease again and re-apply.';
+    ELSIF p_run_mode = 'apply' AND p_run_status = 'applied' THEN
+        v_gates := 'iu_core.operator_runtime_enabled'::text || v_required;
+        -- A transaction snapshot (REPEATABLE READ, SERIALIZABLE) may predate a close that
+        -- committed meanwhile: locking the gates' rows fails with 40001 then, instead of
+        -- recording a stale 'open'.
+        IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+            PERFORM 1 FROM public.dot_config AS d WHERE d.key = ANY (v_gates) ORDER BY d.key FOR SHARE;
         END IF;
     END IF;
-    IF v_required IS NOT NULL THEN
-        SELECT pg_catalog.string_agg(g.gate, ', ' ORDER BY g.gate) INTO v_shut
-          FROM pg_catalog.unnest('iu_core.operator_runtime_enabled'::text || v_required) AS g (gate)
-         WHERE v_snapshot ->> g.gate IS DISTINCT FROM 'true';
+
+    IF v_gates IS NOT NULL THEN
+        -- The gate rule, on the snapshot the row records, one gate at a time (no query).
+        FOREACH v_gate IN ARRAY v_gates LOOP
+            IF v_snapshot ->> v_gate IS DISTINCT FROM 'true' THEN
+                v_shut := pg_catalog.concat_ws(', ', v_shut, v_gate);
+            END IF;
+        END LOOP;
         IF v_shut IS NOT NULL THEN
             RAISE EXCEPTION 'an applied row of % needs its gates open; shut: %', p_command_name, v_shut
                 USING ERRCODE = '55000',
                       HINT = 'Open them through the gate protocol (substrate gates open), then apply again.';
         END IF;
-        IF v_plan_run_id IS NOT NULL THEN
-            BEGIN
-                INSERT INTO public.dot_iu_command_plan_use (plan_run_id, applied_run_id)
-                VALUES (v_plan_run_id, v_run_id);
-            EXCEPTION WHEN unique_violation THEN
-                RAISE EXCEPTION 'plan % was applied already', v_plan_run_id
-                    USING ERRCODE = '23505',
-                          HINT = 'A plan is applied at most once: plan again.';
-            END;
-        END IF;
+    END IF;
+
+    INSERT INTO public.dot_iu_command_run
+           (command_name, run_mode, run_status, mutating, actor, params_digest,
+            gate_snapshot, evidence, session_login, correlation_id, plan_run_id)
+    VALUES (p_command_name, p_run_mode, p_run_status, v_mutating, p_actor, p_params_digest,
+            v_snapshot, v_evidence, session_user, v_correlation_id, v_plan_run_id)
+    RETURNING run_id INTO v_run_id;
+
+    IF v_gates IS NOT NULL AND v_plan_run_id IS NOT NULL THEN
+        BEGIN
+            INSERT INTO public.dot_iu_command_plan_use (plan_run_id, applied_run_id)
+            VALUES (v_plan_run_id, v_run_id);
+        EXCEPTION WHEN unique_violation THEN
+            RAISE EXCEPTION 'plan % was applied already', v_plan_run_id
+                USING ERRCODE = '23505',
+                      HINT = 'A plan is applied at most once: plan again.';
+        END;
     END IF;
 
     IF v_run_id % 1024 = 0 THEN

@@ -1,4 +1,4 @@
-"""Concurrent gate calls serialize on the gate's dot_config row (SPEC 3.4, issue 6).
+"""Concurrent gate calls serialize on the gate's dot_config row (SPEC 3.4; docs/gates.md).
 
 Real parallel sessions: each thread has its own connection; a barrier releases them together.
 """

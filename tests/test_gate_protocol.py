@@ -1,4 +1,4 @@
-"""The bounded gate protocol in behaviour (SPEC 3.4, issue 6): refusals, windows, audit, watchdog.
+"""The bounded gate protocol in behaviour (docs/gates.md): refusals, windows, audit, watchdog.
 
 Every refusal names its SQLSTATE and leaves no trace: the gate values (updated_at included), the
 transition ledger and the run ledger are exactly as before the call.

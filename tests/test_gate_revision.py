@@ -1,4 +1,4 @@
-"""The gate-protocol revisions (SPEC 3.4, issue 6): shape first, then their downgrade guards.
+"""The gate-protocol revisions (SPEC 3.4; docs/gates.md): shape first, then their downgrade guards.
 
 0005_seed_gate_commands catalogues dot_iu_gate_*; 0006_gate_protocol creates the transition
 ledger and the fn_iu_gate_* functions; 0007_runtime_reader_v2 makes the runtime gate reader

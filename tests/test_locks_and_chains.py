@@ -9,11 +9,20 @@ the gate with a short lock_timeout (55P03 proves it waited on the holder's lock)
 from __future__ import annotations
 
 import os
+import time
 
 import pgtap
 import psycopg
 import pytest
-from gate_helpers import GATE, MAINTENANCE, RUNTIME_GATE, gate_close, gate_open, write_run
+from gate_helpers import (
+    GATE,
+    MAINTENANCE,
+    RUNTIME_GATE,
+    gate_close,
+    gate_open,
+    watchdog,
+    write_run,
+)
 from psycopg import sql
 
 from substrate.review.verify import seals
@@ -69,8 +78,9 @@ def test_a_close_waits_for_a_direct_logger_call_holding_the_gate(pg, db, db_name
         with runtime.transaction():
             runtime.execute(LOG_APPLIED, (COMMAND, DIGEST))
             closer.execute("SET lock_timeout = '300ms'")
-            with pytest.raises(psycopg.errors.LockNotAvailable):
+            with pytest.raises(psycopg.errors.LockNotAvailable) as waited:
                 closer.execute(CLOSE, (GATE,))
+            assert "fn_dot_iu_gate_close_wait" in waited.value.diag.context
         closer.execute(CLOSE, (GATE,))  # the applier committed: the close goes through now
     finally:
         closer.close()
@@ -110,6 +120,100 @@ def test_a_close_waits_for_an_apply_begun_by_the_runtime(pg, db, db_name, logins
                 closer.execute(CLOSE, (RUNTIME_GATE,))
     finally:
         closer.close()
+
+
+@pytest.mark.parametrize("close", [
+    "UPDATE dot_config SET value = 'false' WHERE key = %s",
+    "UPDATE dot_config SET value = 'off' WHERE key = %s",
+    "DELETE FROM dot_config WHERE key = %s",
+])
+def test_a_direct_close_by_the_owner_waits_for_an_applied_row_in_flight(
+        pg, db, db_name, logins, close):
+    """The hold is taken by dot_config's own trigger, so no way of closing a gate skips it."""
+    open_both(db)
+    runtime = logins("dot_iu_runtime")
+    closer = pg.connect(db_name)
+    try:
+        with runtime.transaction():
+            runtime.execute(LOG_APPLIED, (COMMAND, DIGEST))
+            closer.execute("SET lock_timeout = '300ms'")
+            with pytest.raises(psycopg.errors.LockNotAvailable) as waited:
+                closer.execute(close, (GATE,))
+            assert "fn_dot_iu_gate_close_wait" in waited.value.diag.context
+        closer.execute(close, (GATE,))
+    finally:
+        closer.close()
+    assert applied_rows(db) == 1
+
+
+def test_a_direct_truncate_of_dot_config_waits_for_an_applied_row_in_flight(
+        pg, db, db_name, logins):
+    open_both(db)
+    runtime = logins("dot_iu_runtime")
+    closer = pg.connect(db_name)
+    try:
+        with runtime.transaction():
+            runtime.execute(LOG_APPLIED, (COMMAND, DIGEST))
+            closer.execute("SET lock_timeout = '300ms'")
+            with pytest.raises(psycopg.errors.LockNotAvailable) as waited:
+                closer.execute("TRUNCATE dot_config")
+            assert "fn_dot_iu_gate_close_wait" in waited.value.diag.context
+    finally:
+        closer.close()
+
+
+@pytest.mark.parametrize("status", [("plan", "planned"), ("apply", "refused"),
+                                    ("verify", "verified")])
+def test_only_an_applied_apply_row_holds_the_gates(pg, db, db_name, logins, status):
+    open_both(db)
+    runtime = logins("dot_iu_runtime")
+    closer = pg.connect(db_name)
+    try:
+        with runtime.transaction():
+            runtime.execute("SELECT public.fn_dot_iu_command_log(%s, %s, %s, 'svc@example', %s)",
+                            (COMMAND, *status, DIGEST))
+            closer.execute("SET lock_timeout = '300ms'")
+            closer.execute(CLOSE, (GATE,))  # no wait: nothing applied is in flight
+    finally:
+        closer.close()
+
+
+def test_writes_that_close_nothing_do_not_wait_for_an_applied_row(pg, db, db_name, logins):
+    """Another key, a gate that is already closed, and an open gate keeping 'true' take no hold."""
+    open_both(db)
+    db.execute("INSERT INTO dot_config (key, value) VALUES ('iu_core.other_setting', '1')"
+               " ON CONFLICT (key) DO NOTHING")
+    runtime = logins("dot_iu_runtime")
+    writer = pg.connect(db_name)
+    try:
+        with runtime.transaction():
+            runtime.execute(LOG_APPLIED, (COMMAND, DIGEST))
+            writer.execute("SET lock_timeout = '300ms'")
+            writer.execute("UPDATE dot_config SET value = '2' WHERE key = 'iu_core.other_setting'")
+            writer.execute("UPDATE dot_config SET value = 'false'"
+                           " WHERE key = 'iu_core.delivery_enabled'")
+            writer.execute("UPDATE dot_config SET updated_at = now() WHERE key = %s", (GATE,))
+    finally:
+        writer.close()
+
+
+def test_the_watchdog_leaves_expired_gates_while_an_applied_row_is_in_flight(
+        pg, db, db_name, logins):
+    """It tries for the hold and, failing, says so and closes nothing; the next run closes."""
+    gate_open(db, gate=RUNTIME_GATE)
+    gate_open(db, gate=GATE, ttl=1)
+    runtime = logins("dot_iu_runtime")
+    notices = []
+    db.add_notice_handler(lambda diag: notices.append(diag.message_primary))
+    with runtime.transaction():
+        runtime.execute(LOG_APPLIED, (COMMAND, DIGEST))  # inside the one-second window
+        time.sleep(1.2)  # the window ends while the applying transaction is still open
+        db.execute("SET statement_timeout = '3s'")
+        started = time.monotonic()
+        assert watchdog(db) == []
+        assert time.monotonic() - started < 1.0
+    assert any("applied row is being recorded" in note for note in notices), notices
+    assert [entry["gate"] for entry in watchdog(db)] == [GATE]
 
 
 # -- the logger's rules, tightened ---------------------------------------------------------------

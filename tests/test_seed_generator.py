@@ -1,4 +1,4 @@
-"""The generator: one deterministic seed revision per registry change (SPEC 5, issue 3).
+"""The generator: one deterministic seed revision per registry change (SPEC 5; docs/maintaining.md).
 
 Generator tests run on throw-away copies of alembic/versions; the revisions they write are
 upgraded and downgraded on the real server through the project's alembic CLI.

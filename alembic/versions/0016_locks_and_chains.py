@@ -4,12 +4,17 @@ Revision ID: 0016_locks_and_chains
 Revises: 0015_open_by_protocol_only
 
 Creates (docs/runtime.md, docs/seals.md, docs/objects.md):
-- fn_dot_iu_command_log v7 (same signature): an applied apply row locks its gates' dot_config
-  rows FOR SHARE before reading them (a close waits for the applying transaction; a snapshot
+- fn_dot_iu_command_log v7 (same signature): an applied apply row holds the gates before it
+  reads them (the shared advisory lock every close takes exclusively, so a close waits for the
+  applying transaction; outside READ COMMITTED the gates' rows FOR SHARE too, so a snapshot
   older than a committed close fails with 40001), so the gate rule holds for a caller that
   skipped fn_dot_iu_runtime_apply_begin; only refused rows of the package's own commands;
   evidence without a secret at any depth (keys, and URLs carrying a password); the lease it
-  names asserted at the end of an apply; a cheaper path for the common row;
+  names asserted at the end of an apply; fewer statements for the common row;
+- fn_dot_iu_gate_close_wait v1 and its triggers on dot_config (BEFORE UPDATE and DELETE of an
+  open gate's row, BEFORE TRUNCATE; ENABLE ALWAYS): whatever closes a gate takes that hold
+  exclusively first; fn_iu_gate_watchdog v5 tries for it and, while an applied row is in
+  flight, leaves the gates for its next run instead of waiting;
 - fn_iu_gate_record_refusal v3: writes its refused or failed row itself (it went through the
   logger, which from v7 takes only refused rows of the package's own commands);
 - fn_dot_iu_runtime_lease_acquire, fn_dot_iu_runtime_lease_renew,
@@ -27,14 +32,16 @@ Creates (docs/runtime.md, docs/seals.md, docs/objects.md):
   triggers (CREATE OR REPLACE TRIGGER), which fire ALWAYS: a link is never updated or deleted,
   maintenance, replica mode or not (they shared the ledgers' guard, whose maintenance switch let
   the owner cut the newest links).
-Grants: the replaced functions keep theirs (CREATE OR REPLACE); the seal guard is a trigger
-function, EXECUTE revoked from PUBLIC. Locks: SHARE ROW EXCLUSIVE on dot_iu_ledger_seal (the
-trigger replacements and ENABLE ALWAYS), held until the step commits, a few milliseconds: a fold
-or a gate transition that seals waits for it, and the step waits at most lock_timeout for a
-long reader of the seal table (substrate verify). The run ledger's writers never wait.
+Grants: the replaced functions keep theirs (CREATE OR REPLACE); the seal guard and the close
+wait are trigger functions, EXECUTE revoked from PUBLIC. Locks: SHARE ROW EXCLUSIVE on
+dot_iu_ledger_seal and on dot_config (the trigger changes and ENABLE ALWAYS), held until the
+step commits, a few milliseconds: a fold or a gate transition that seals, and a gate write, wait
+for it; the step waits at most lock_timeout for a long reader of either (substrate verify). The
+run ledger's writers never wait (the logger reads dot_config without locking it).
 Requires: 0015_open_by_protocol_only.
 Reverses: the earlier function versions, the seal triggers back on fn_dot_iu_append_only_guard,
-the seal guard and fn_iu_gate_reads_open dropped. Refuses nothing: no data is involved.
+the close-wait triggers, the seal guard, fn_dot_iu_gate_close_wait and fn_iu_gate_reads_open
+dropped. Refuses nothing: no data is involved.
 """
 
 from __future__ import annotations
@@ -56,6 +63,20 @@ SEAL_TRIGGERS = (
 SEAL_GUARD_COMMENT = (
     "Trigger: the seal chains are append-only without exception: UPDATE, DELETE and TRUNCATE of "
     "dot_iu_ledger_seal are refused, maintenance or not. SQLSTATE 55000."
+)
+
+CONFIG = "public.dot_config"
+CLOSE_WAIT = "public.fn_dot_iu_gate_close_wait()"
+CLOSE_WAIT_COMMENT = (
+    "Trigger: whatever closes a gate (an UPDATE or DELETE of an open gate's row, a TRUNCATE of "
+    "dot_config) first takes the gates' hold, advisory lock (1685025897, 0), exclusively: it "
+    "waits for every transaction recording an applied row, which holds it shared."
+)
+CLOSE_WAIT_TRIGGERS = (
+    ("tg_dot_config_gate_close_wait", "BEFORE UPDATE", "FOR EACH ROW WHEN (OLD.value = 'true')"),
+    ("tg_dot_config_gate_close_wait_delete", "BEFORE DELETE",
+     "FOR EACH ROW WHEN (OLD.value = 'true')"),
+    ("tg_dot_config_gate_close_wait_truncate", "BEFORE TRUNCATE", "FOR EACH STATEMENT"),
 )
 
 READS_OPEN = "public.fn_iu_gate_reads_open(text)"
@@ -95,8 +116,9 @@ REPLACED = (
         "evidence; 42501 for the package's own commands.",
         "The run ledger's writer for everyone but the package's own functions; returns run_id. "
         "Records session_user and the live gate snapshot; an applied apply row only while its "
-        "gates read open, holding them FOR SHARE until its transaction ends (55000; 40001 for a "
-        "snapshot older than a close); correlation_id and plan_run_id from the evidence; a "
+        "gates read open, holding them until its transaction ends, so a close waits (55000; "
+        "40001 for a snapshot older than a close); correlation_id and plan_run_id from the "
+        "evidence; a "
         "plan-bound apply only for a fresh, unused plan of the same command, parameters and "
         "catalog row (22023, 55000, 23505); 23503 for an uncatalogued command; 22023 for a "
         "bad actor, or evidence that is too large or names a secret at any depth; "
@@ -162,10 +184,20 @@ def upgrade() -> None:
         h.execute(f"CREATE OR REPLACE TRIGGER {name} {timing} ON {SEALS} {level} "
                   f"EXECUTE FUNCTION {SEAL_GUARD}")
         h.execute(f"ALTER TABLE {SEALS} ENABLE ALWAYS TRIGGER {name}")
+    h.new_function("fn_dot_iu_gate_close_wait.v1.sql", CLOSE_WAIT, CLOSE_WAIT_COMMENT)
+    for name, timing, level in CLOSE_WAIT_TRIGGERS:
+        h.execute(f"CREATE TRIGGER {name} {timing} ON {CONFIG} {level} "
+                  f"EXECUTE FUNCTION {CLOSE_WAIT}")
+        h.execute(f"ALTER TABLE {CONFIG} ENABLE ALWAYS TRIGGER {name}")
+    h.function_file("fn_iu_gate_watchdog.v5.sql")
 
 
 def downgrade() -> None:
     h.begin(expected_version=revision)
+    h.function_file("fn_iu_gate_watchdog.v4.sql")
+    for name, _, _ in reversed(CLOSE_WAIT_TRIGGERS):
+        h.execute(f"DROP TRIGGER {name} ON {CONFIG}")
+    h.drop_function(CLOSE_WAIT)
     for name, timing, level in reversed(SEAL_TRIGGERS):
         h.execute(f"ALTER TABLE {SEALS} ENABLE TRIGGER {name}")
         h.execute(f"CREATE OR REPLACE TRIGGER {name} {timing} ON {SEALS} {level} "
