@@ -216,6 +216,37 @@ def test_the_watchdog_leaves_expired_gates_while_an_applied_row_is_in_flight(
     assert [entry["gate"] for entry in watchdog(db)] == [GATE]
 
 
+def test_an_applied_row_after_a_window_ends_is_refused_on_the_fresh_readings(db, logins):
+    """The cached snapshot stops being valid when a window ends: the logger reads afresh and
+    names every gate that no longer reads open."""
+    gate_open(db, gate=RUNTIME_GATE, ttl=1)
+    gate_open(db, gate=GATE, ttl=1)
+    runtime = logins("dot_iu_runtime")
+    time.sleep(1.2)
+    before = db.execute("SELECT count(*) FROM dot_iu_command_run").fetchone()[0]
+    pgtap.throws_ok(runtime, LOG_APPLIED, "55000",
+                    f"shut: {RUNTIME_GATE}, {GATE}", params=(COMMAND, DIGEST))
+    assert db.execute("SELECT count(*) FROM dot_iu_command_run").fetchone()[0] == before
+    run_id = runtime.execute("SELECT public.fn_dot_iu_command_log(%s, 'plan', 'planned', 'svc',"
+                             " %s)", (COMMAND, DIGEST)).fetchone()[0]
+    snapshot = db.execute("SELECT gate_snapshot FROM dot_iu_command_run WHERE run_id = %s",
+                          (run_id,)).fetchone()[0]
+    assert snapshot[GATE] == snapshot[RUNTIME_GATE] == "false"
+
+
+def test_a_command_needing_two_gates_is_applied_only_with_both_open(db, logins):
+    """The gate rule for any number of required gates, not only the one gate a target maps to."""
+    db.execute("UPDATE dot_iu_command_catalog SET required_gates = %s WHERE command_name = %s",
+               (["iu_core.delivery_enabled", GATE], COMMAND))
+    runtime = logins("dot_iu_runtime")
+    open_both(db)
+    pgtap.throws_ok(runtime, LOG_APPLIED, "55000", "shut: iu_core.delivery_enabled",
+                    params=(COMMAND, DIGEST))
+    gate_open(db, gate="iu_core.delivery_enabled")
+    pgtap.lives_ok(runtime, LOG_APPLIED, params=(COMMAND, DIGEST))
+    assert applied_rows(db) == 1
+
+
 # -- the logger's rules, tightened ---------------------------------------------------------------
 
 @pytest.mark.parametrize("evidence", [
