@@ -125,7 +125,8 @@ def run(server: Server) -> dict:
         made, missing = copies(text, snapshot)
         statements = {"plain INSERT (plpgsql loop)": insert_loop(snapshot),
                       "minimal plpgsql logger": (
-                          "SELECT count(public.bench_minimal_log('dot_iu_add_piece'))"
+                          "SELECT count(public.bench_minimal_log('dot_iu_add_piece', 'apply',"
+                          " 'applied'))"
                           f" FROM generate_series(1, {CALLS})")}
         conn.execute(minimal_logger(snapshot))
         for label, create in made.items():

@@ -3,13 +3,17 @@
 Two databases on the bench server: ``head`` and ``0009`` (at 0009_tally_watermark, logger v3).
 pgbench (the server's own, 4 clients, 2 threads) runs custom scripts, each variant for the same
 number of seconds, rotated within every round and repeated over rounds; each ledger is emptied
-before each run. Every call writes an 'applied' row in mode apply, so at head the logger's gate
-rule is exercised on every call: the gates the workload's commands need (the runtime gate and
-their required_gates) are opened through the gate protocol before each run, so each run starts
-with a fresh window. The baseline is a plain INSERT into the head ledger of the row the logger
-writes: the same values, the session_login column's default, and the live gate snapshot as a
-literal. In the head database the bench also creates ``bench_minimal_log(text)``, the yardstick
-the issue quotes: a minimal plpgsql logger (the vocabulary check, then the baseline's insert).
+before each run. Two kinds of row: in the 'applied' workloads every call writes an 'applied'
+row in mode apply, so at head the logger holds the gates and checks its gate rule on every call
+(the worst case: in production the runtime's lease lets one applier write such rows at a time);
+in the 'verify' workload every call writes a 'verified' row in mode verify, the logger's
+ordinary row (every input rule, the live snapshot, the fold and its seal, no gate hold). The
+gates the commands need (the runtime gate and their required_gates) are opened through the gate
+protocol before each run, so each run starts with a fresh window. The baseline is a plain
+INSERT into the head ledger of the row the logger writes: the same values, the session_login
+column's default, and the live gate snapshot as a literal. In the head database the bench also
+creates ``bench_minimal_log(text, text, text)``, the yardstick: a minimal plpgsql logger (the
+vocabulary check, then the baseline's insert).
 Sealing is on: the logger folds on about one run in 1024 and each fold seals what it moves;
 each head logger run records how many seal links it made. A ratio is the variant's tps over the
 baseline's in the same round; the figure is the median ratio.
@@ -28,12 +32,13 @@ from common import PROJECT_ROOT, Server, log, median, migrated, revisions
 DIGEST = "0123456789abcdef0123456789abcdef"
 FOUR_COMMANDS = ("dot_iu_add_piece", "dot_iu_healthcheck", "dot_iu_route_deliver",
                  "dot_iu_split_piece")
+DIFFERENT = "(ARRAY[" + ", ".join(f"'{c}'" for c in FOUR_COMMANDS) + "])[:client_id % 4 + 1]"
+# workload: (command expression, the commands it names, run_mode, run_status)
 WORKLOADS = {
-    "same command": ("'dot_iu_add_piece'", ("dot_iu_add_piece",)),
-    "different commands": (
-        "(ARRAY[" + ", ".join(f"'{c}'" for c in FOUR_COMMANDS) + "])[:client_id % 4 + 1]",
-        FOUR_COMMANDS,
-    ),
+    "applied rows, same command": ("'dot_iu_add_piece'", ("dot_iu_add_piece",), "apply", "applied"),
+    "applied rows, different commands": (DIFFERENT, FOUR_COMMANDS, "apply", "applied"),
+    "verify rows, same command": ("'dot_iu_add_piece'", ("dot_iu_add_piece",), "verify",
+                                  "verified"),
 }
 # Each database and the revision it is upgraded to ("head" resolved).
 DATABASES = {"head": "head", "0009": "0009_tally_watermark"}
@@ -57,17 +62,18 @@ def variants() -> list[tuple[str, str, str]]:
     ]
 
 
-def statement(kind: str, command: str, snapshot: str) -> str:
+def statement(kind: str, command: str, snapshot: str, mode: str = "apply",
+              status: str = "applied") -> str:
     if kind == "logger":
         return (
-            f"SELECT public.fn_dot_iu_command_log({command}, 'apply', 'applied', 'bench', "
+            f"SELECT public.fn_dot_iu_command_log({command}, '{mode}', '{status}', 'bench', "
             f"'{DIGEST}');\n"
         )
     if kind == "minimal":
-        return f"SELECT public.bench_minimal_log({command});\n"
+        return f"SELECT public.bench_minimal_log({command}, '{mode}', '{status}');\n"
     return (
         "INSERT INTO public.dot_iu_command_run (command_name, run_mode, run_status, mutating,"
-        f" actor, params_digest, gate_snapshot) VALUES ({command}, 'apply', 'applied', true,"
+        f" actor, params_digest, gate_snapshot) VALUES ({command}, '{mode}', '{status}', true,"
         f" 'bench', '{DIGEST}', '{snapshot}');\n"
     )
 
@@ -76,7 +82,8 @@ def minimal_logger(snapshot: str) -> str:
     """The yardstick: the vocabulary check and the baseline's insert (same row, same literal
     snapshot), with the logger's function attributes."""
     return f"""
-CREATE OR REPLACE FUNCTION public.bench_minimal_log(p_command text)
+CREATE OR REPLACE FUNCTION public.bench_minimal_log(p_command text, p_mode text,
+                                                    p_status text)
 RETURNS bigint
 LANGUAGE plpgsql
 VOLATILE
@@ -96,7 +103,7 @@ BEGIN
     END IF;
     INSERT INTO public.dot_iu_command_run
            (command_name, run_mode, run_status, mutating, actor, params_digest, gate_snapshot)
-    VALUES (p_command, 'apply', 'applied', v_mutating, 'bench', '{DIGEST}', '{snapshot}')
+    VALUES (p_command, p_mode, p_status, v_mutating, 'bench', '{DIGEST}', '{snapshot}')
     RETURNING run_id INTO v_run_id;
     RETURN v_run_id;
 END
@@ -155,7 +162,8 @@ def written_row(server: Server, dbname: str, sql: str) -> dict:
 
 
 def head_snapshot(server: Server, ledgers: Ledgers, command: str) -> str:
-    """The live gate snapshot the head logger records with the gates open, as JSON text."""
+    """The live gate snapshot the head logger records with the gates open, as JSON text (the
+    same for every kind of row)."""
     ledgers.empty("head")
     row = written_row(server, ledgers.databases["head"], statement("logger", command, ""))
     ledgers.empty("head")
@@ -163,7 +171,7 @@ def head_snapshot(server: Server, ledgers: Ledgers, command: str) -> str:
 
 
 def same_rows(server: Server, ledgers: Ledgers, command: str, snapshot: str,
-              labelled: list[tuple[str, str, str]]) -> dict:
+              labelled: list[tuple[str, str, str]], mode: str, status: str) -> dict:
     """Every head variant writes the same row (but run_id and created_at), and 0009's logger
     the same in every column it has but the snapshot (0009 has no live gates), or the ratios
     lie."""
@@ -171,7 +179,7 @@ def same_rows(server: Server, ledgers: Ledgers, command: str, snapshot: str,
     for label, database, kind in labelled:
         ledgers.empty(database)
         rows[label] = written_row(server, ledgers.databases[database],
-                                  statement(kind, command, snapshot))
+                                  statement(kind, command, snapshot, mode, status))
         ledgers.empty(database)
     for label, database, _ in labelled:
         have = rows[label]
@@ -190,13 +198,15 @@ def run(server: Server, rounds: int, seconds: int, modes: list[str]) -> dict:
     databases = {key: f"bench_{key}" for key in DATABASES}
     at = {key: migrated(server, databases[key], resolved[DATABASES[key]]) for key in DATABASES}
     with server.connect(databases["head"]) as conn:
-        gates = gate_windows.needed(conn, [c for _, cs in WORKLOADS.values() for c in cs])
+        gates = gate_windows.needed(conn, [c for _, cs, _, _ in WORKLOADS.values() for c in cs])
     ledgers = Ledgers(server, databases, gates)
-    first_command = WORKLOADS["same command"][0]
+    first_command = WORKLOADS["applied rows, same command"][0]
     snapshot = head_snapshot(server, ledgers, first_command)
     with server.connect(databases["head"]) as conn:
         conn.execute(minimal_logger(snapshot))
-    rows = same_rows(server, ledgers, first_command, snapshot, labelled)
+    rows = {f"{mode} {status}": same_rows(server, ledgers, first_command, snapshot, labelled,
+                                          mode, status)
+            for _, _, mode, status in WORKLOADS.values()}
     logger_label = labelled[1][0]
     results: dict = {
         "clients": pgbench.CLIENTS,
@@ -218,11 +228,12 @@ def run(server: Server, rounds: int, seconds: int, modes: list[str]) -> dict:
         "workloads": {},
     }
     with tempfile.TemporaryDirectory(prefix="bench-scripts-") as scratch:
-        for workload, (command, _) in WORKLOADS.items():
+        for workload, (command, _, run_mode, run_status) in WORKLOADS.items():
             scripts = {}
             for kind in ("insert", "logger", "minimal"):
-                scripts[kind] = Path(scratch) / f"{kind}-{workload.replace(' ', '-')}.sql"
-                scripts[kind].write_text(statement(kind, command, snapshot))
+                name = workload.replace(" ", "-").replace(",", "")
+                scripts[kind] = Path(scratch) / f"{kind}-{name}.sql"
+                scripts[kind].write_text(statement(kind, command, snapshot, run_mode, run_status))
             for mode in modes:
                 log(
                     f"throughput: {workload}, -M {mode}, {rounds} round(s) x "

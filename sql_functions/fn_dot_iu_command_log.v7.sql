@@ -3,13 +3,14 @@
 -- v6, with four rules made tight:
 --   * the gate rule holds against a concurrent close: before an 'applied' row in mode 'apply'
 --     reads its gates, the logger takes the gates' hold, a shared transaction-level advisory
---     lock that whatever closes a gate takes exclusively first (dot_config's close-wait
---     triggers, fn_dot_iu_gate_close_wait), so a close or the watchdog waits until the applying
---     transaction ends, and the readings are taken in a later statement, after the hold. A
---     transaction whose snapshot is older than a close that committed meanwhile (REPEATABLE
---     READ, SERIALIZABLE) also locks the gates' rows FOR SHARE and fails there with 40001
---     instead of recording a stale 'open'. v6 read the gates without a hold, so a caller that
---     skipped apply_begin could commit an applied row after the gate closed;
+--     lock (its backend's one of 16 slots) that whatever closes a gate takes exclusively first,
+--     all 16 of them (dot_config's close-wait triggers, fn_dot_iu_gate_close_wait), so a close
+--     or the watchdog waits until the applying transaction ends, and the readings are taken in
+--     a later statement, after the hold. A transaction whose snapshot is older than a close
+--     that committed meanwhile (REPEATABLE READ, SERIALIZABLE) also locks the gates' rows FOR
+--     SHARE and fails there with 40001 instead of recording a stale 'open'. v6 read the gates
+--     without a hold, so a caller that skipped apply_begin could commit an applied row after
+--     the gate closed;
 --   * the package's own commands, named one by one (dot_iu_gate_open, _close, _watchdog and
 --     dot_iu_runtime_lease_break): only 'refused' rows come through here (42501 otherwise; v6
 --     let 'failed' rows through). Their failures are recorded by fn_iu_gate_record_refusal,
@@ -172,15 +173,18 @@ BEGIN
     END IF;
 
     -- An 'applied' row in mode 'apply' holds the gates before anything reads them: one shared
-    -- advisory lock, (1685025897, 0), the key every close takes exclusively in dot_config's
-    -- trigger (fn_dot_iu_gate_close_wait: fn_iu_gate_close, the watchdog, a direct UPDATE,
-    -- DELETE or TRUNCATE of an open gate), so a close waits until this transaction ends. The
+    -- advisory lock, (1685025897, slot), slot = the backend's pid modulo 16, so concurrent
+    -- appliers mostly take different locks; every close takes all 16 slots exclusively in
+    -- dot_config's trigger (fn_dot_iu_gate_close_wait: fn_iu_gate_close, the watchdog, a
+    -- direct UPDATE, DELETE or TRUNCATE of an open gate), so it waits until this transaction
+    -- ends. The
     -- readings come in the next statement, whose snapshot (READ COMMITTED) is taken after the
     -- hold and so sees every close that committed before it. Taken as a plain expression
     -- first (no query); only while a close holds or waits for the key does it queue for it.
     IF v_applied THEN
-        IF NOT pg_catalog.pg_try_advisory_xact_lock_shared(1685025897, 0) THEN
-            PERFORM pg_catalog.pg_advisory_xact_lock_shared(1685025897, 0);
+        IF NOT pg_catalog.pg_try_advisory_xact_lock_shared(1685025897, pg_catalog.pg_backend_pid() % 16) THEN
+            PERFORM pg_catalog.pg_advisory_xact_lock_shared(1685025897,
+                                                           pg_catalog.pg_backend_pid() % 16);
         END IF;
         -- The common path is one statement: the row is written only if the command is
         -- catalogued, the cached gate snapshot is valid, and the runtime gate and every gate

@@ -1,9 +1,9 @@
 -- fn_iu_gate_watchdog v5: v4, and it never waits for an applied row in flight either. Closing a
 -- gate takes the gates' hold exclusively (dot_config's close-wait trigger,
--- fn_dot_iu_gate_close_wait), which every transaction recording an applied row holds shared
--- until it ends; v5 tries for the hold first (pg_try_advisory_xact_lock) and, while such a
--- transaction is in flight, leaves every gate for the next run with a NOTICE (they read closed
--- already), so a cron run never queues behind an apply. v4's description follows.
+-- fn_dot_iu_gate_close_wait), a slot of which every transaction recording an applied row holds
+-- shared until it ends; v5 tries for each slot first (pg_try_advisory_xact_lock) and, while
+-- such a transaction is in flight, leaves every gate for the next run with a NOTICE (they read
+-- closed already), so a cron run never queues behind an apply. v4's description follows.
 -- (v4) fn_iu_gate_watchdog: force-close every governable gate whose value is 'true' while it does
 -- not read open (docs/gates.md), and return what it closed as a jsonb array, [] when nothing.
 --   cause 'expired':  the gate's latest transition (by transition_id) is an open whose window
@@ -53,7 +53,11 @@ BEGIN
       FROM public.fn_iu_gate_state(NULL) AS s
      WHERE s.gate_class = 'governable' AND s.value = 'true' AND NOT s.reads_open;
 
-    IF v_gates IS NOT NULL AND NOT pg_catalog.pg_try_advisory_xact_lock(1685025897, 0) THEN
+    -- The 16 slots of the hold in order, as a close takes them; the first one held by an
+    -- applier ends the try (the slots already taken are kept until this transaction ends).
+    IF v_gates IS NOT NULL AND EXISTS (
+            SELECT 1 FROM pg_catalog.generate_series(0, 15) AS s (slot)
+             WHERE NOT pg_catalog.pg_try_advisory_xact_lock(1685025897, s.slot)) THEN
         RAISE NOTICE 'gate(s) % left for the next run: an applied row is being recorded under the gates; they read closed already',
             pg_catalog.array_to_string(v_gates, ', ');
         RETURN v_closed;

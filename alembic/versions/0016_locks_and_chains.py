@@ -69,7 +69,7 @@ CONFIG = "public.dot_config"
 CLOSE_WAIT = "public.fn_dot_iu_gate_close_wait()"
 CLOSE_WAIT_COMMENT = (
     "Trigger: whatever closes a gate (an UPDATE or DELETE of an open gate's row, a TRUNCATE of "
-    "dot_config) first takes the gates' hold, advisory lock (1685025897, 0), exclusively: it "
+    "dot_config) first takes the gates' hold, advisory locks (1685025897, 0..15), exclusively: it "
     "waits for every transaction recording an applied row, which holds it shared."
 )
 CLOSE_WAIT_TRIGGERS = (
