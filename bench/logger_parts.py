@@ -25,8 +25,23 @@ CALLS = 5000
 ROUNDS = 15
 LOGGER = "public.fn_dot_iu_command_log("
 EVIDENCE_SHAPE = "IF pg_catalog.jsonb_typeof(p_evidence) <> 'object'"
-SNAPSHOT_READ = ("(SELECT s.snapshot FROM public.dot_iu_gate_snapshot AS s\n"
-                 "             WHERE s.valid_until > pg_catalog.clock_timestamp())")
+# The common path's INSERT reads the cached snapshot in a join and checks the gate rule in its
+# WHERE clause (only the first INSERT, the applied row's, has the rule).
+SNAPSHOT_READ = ("               s.snapshot, coalesce(p_evidence, '{}'::jsonb), session_user,"
+                 " v_correlation_id,\n")
+GATE_RULE = (
+    "\n"
+    "           AND s.snapshot ->> 'iu_core.operator_runtime_enabled' = 'true'\n"
+    "           AND CASE pg_catalog.cardinality(c.required_gates)\n"
+    "                    WHEN 0 THEN true\n"
+    "                    WHEN 1 THEN s.snapshot ->> c.required_gates[1] = 'true'\n"
+    "                    ELSE s.snapshot @> pg_catalog.jsonb_object(\n"
+    "                             c.required_gates,\n"
+    "                             pg_catalog.array_fill('true'::text,\n"
+    "                                                   ARRAY[pg_catalog.cardinality("
+    "c.required_gates)]))\n"
+    "                END\n"
+)
 ACTOR_END = "U0010ffff]') THEN\n        RAISE EXCEPTION 'actor %'"
 # (part, alternatives): an alternative is a list of (text in the logger, its replacement), all
 # of which must be found; the first alternative that fits this logger version is used. Each
@@ -37,14 +52,11 @@ PARTS = (
         [("PERFORM public.fn_dot_iu_command_run_tally_fold();", "NULL;")],
     ]),
     ("gate hold (shared advisory lock)", [
-        [("    IF p_run_mode = 'apply' AND p_run_status = 'applied' THEN\n"
-          "        IF NOT pg_catalog.pg_try_advisory_xact_lock_shared",
-          "    IF false THEN\n"
-          "        IF NOT pg_catalog.pg_try_advisory_xact_lock_shared")],
+        [("    IF v_applied THEN\n        IF NOT pg_catalog.pg_try_advisory_xact_lock_shared",
+          "    IF false THEN\n        IF NOT pg_catalog.pg_try_advisory_xact_lock_shared")],
     ]),
     ("gate rule (the check)", [
-        [("IF v_gates IS NOT NULL THEN\n        -- The gate rule",
-          "IF false THEN\n        -- The gate rule")],
+        [(GATE_RULE, "\n")],
     ]),
     ("actor rule", [
         [("IF pg_catalog.length(p_actor) > 200 OR p_actor !~ '^[ -~]*[0-9A-Za-z][ -~]*$' THEN",
@@ -66,7 +78,8 @@ PARTS = (
           "IF false AND EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(p_evidence)")],
     ]),
     ("live snapshot read", [
-        [(SNAPSHOT_READ, "'{snapshot}'::jsonb")],
+        [(SNAPSHOT_READ, "               '{snapshot}'::jsonb, coalesce(p_evidence, '{}'::jsonb),"
+                         " session_user, v_correlation_id,\n")],
     ]),
 )
 WHOLE = "logger (whole)"

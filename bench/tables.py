@@ -97,6 +97,8 @@ def logger_parts(p: dict) -> list[str]:
             "minimal logger are the floor item 1 measures against."]
     if p["missing_parts"]:
         out.append(f"Not found in this logger (not measured): {', '.join(p['missing_parts'])}.")
+    if p.get("note"):
+        out.append(p["note"])
     return out
 
 
