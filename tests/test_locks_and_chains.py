@@ -70,20 +70,30 @@ def applied_rows(db) -> int:
 
 # -- the logger holds the gates it reads --------------------------------------------------------
 
-def test_a_close_waits_for_a_direct_logger_call_holding_the_gate(pg, db, db_name, logins):
+@pytest.fixture
+def closer(pg, db_name):
+    """A second session (the server's superuser, autocommit) whose lock waits end after 300 ms
+    with 55P03, which proves a statement waited."""
+    conn = pg.connect(db_name)
+    conn.execute("SET lock_timeout = '300ms'")
+    yield conn
+    conn.close()
+
+
+def waits_on_the_hold(conn, statement: str, params: tuple = ()) -> None:
+    """``statement`` waits for the gates' hold, in dot_config's close-wait trigger."""
+    with pytest.raises(psycopg.errors.LockNotAvailable) as waited:
+        conn.execute(statement, params)
+    assert "fn_dot_iu_gate_close_wait" in waited.value.diag.context
+
+
+def test_a_close_waits_for_a_direct_logger_call_holding_the_gate(db, logins, closer):
     open_both(db)
     runtime = logins("dot_iu_runtime")
-    closer = pg.connect(db_name)
-    try:
-        with runtime.transaction():
-            runtime.execute(LOG_APPLIED, (COMMAND, DIGEST))
-            closer.execute("SET lock_timeout = '300ms'")
-            with pytest.raises(psycopg.errors.LockNotAvailable) as waited:
-                closer.execute(CLOSE, (GATE,))
-            assert "fn_dot_iu_gate_close_wait" in waited.value.diag.context
-        closer.execute(CLOSE, (GATE,))  # the applier committed: the close goes through now
-    finally:
-        closer.close()
+    with runtime.transaction():
+        runtime.execute(LOG_APPLIED, (COMMAND, DIGEST))
+        waits_on_the_hold(closer, CLOSE, (GATE,))
+    closer.execute(CLOSE, (GATE,))  # the applier committed: the close goes through now
     assert applied_rows(db) == 1
     ordered = db.execute("SELECT command_name FROM dot_iu_command_run WHERE run_id > 2"
                          " ORDER BY run_id").fetchall()
@@ -103,23 +113,18 @@ def test_a_snapshot_older_than_a_close_cannot_record_an_applied_row(db, logins, 
     assert applied_rows(db) == 0
 
 
-def test_a_close_waits_for_an_apply_begun_by_the_runtime(pg, db, db_name, logins):
+def test_a_close_waits_for_an_apply_begun_by_the_runtime(db, logins, closer):
+    """apply_begin holds the gates' rows FOR SHARE for the whole apply."""
     open_both(db)
     runtime = logins("dot_iu_runtime")
     epoch = runtime.execute("SELECT public.fn_dot_iu_runtime_lease_acquire('operator_runtime',"
                             " 'host:1:a', 60)").fetchone()[0]
-    closer = pg.connect(db_name)
-    try:
-        with runtime.transaction():
-            runtime.execute("SELECT public.fn_dot_iu_runtime_apply_begin(%s, 'operator_runtime',"
-                            " 'host:1:a', %s)", (COMMAND, epoch))
-            closer.execute("SET lock_timeout = '300ms'")
+    with runtime.transaction():
+        runtime.execute("SELECT public.fn_dot_iu_runtime_apply_begin(%s, 'operator_runtime',"
+                        " 'host:1:a', %s)", (COMMAND, epoch))
+        for gate in (GATE, RUNTIME_GATE):
             with pytest.raises(psycopg.errors.LockNotAvailable):
-                closer.execute(CLOSE, (GATE,))
-            with pytest.raises(psycopg.errors.LockNotAvailable):
-                closer.execute(CLOSE, (RUNTIME_GATE,))
-    finally:
-        closer.close()
+                closer.execute(CLOSE, (gate,))
 
 
 @pytest.mark.parametrize("close", [
@@ -128,73 +133,48 @@ def test_a_close_waits_for_an_apply_begun_by_the_runtime(pg, db, db_name, logins
     "DELETE FROM dot_config WHERE key = %s",
 ])
 def test_a_direct_close_by_the_owner_waits_for_an_applied_row_in_flight(
-        pg, db, db_name, logins, close):
+        db, logins, closer, close):
     """The hold is taken by dot_config's own trigger, so no way of closing a gate skips it."""
     open_both(db)
     runtime = logins("dot_iu_runtime")
-    closer = pg.connect(db_name)
-    try:
-        with runtime.transaction():
-            runtime.execute(LOG_APPLIED, (COMMAND, DIGEST))
-            closer.execute("SET lock_timeout = '300ms'")
-            with pytest.raises(psycopg.errors.LockNotAvailable) as waited:
-                closer.execute(close, (GATE,))
-            assert "fn_dot_iu_gate_close_wait" in waited.value.diag.context
-        closer.execute(close, (GATE,))
-    finally:
-        closer.close()
+    with runtime.transaction():
+        runtime.execute(LOG_APPLIED, (COMMAND, DIGEST))
+        waits_on_the_hold(closer, close, (GATE,))
+    closer.execute(close, (GATE,))
     assert applied_rows(db) == 1
 
 
-def test_a_direct_truncate_of_dot_config_waits_for_an_applied_row_in_flight(
-        pg, db, db_name, logins):
+def test_a_direct_truncate_of_dot_config_waits_for_an_applied_row_in_flight(db, logins, closer):
     open_both(db)
     runtime = logins("dot_iu_runtime")
-    closer = pg.connect(db_name)
-    try:
-        with runtime.transaction():
-            runtime.execute(LOG_APPLIED, (COMMAND, DIGEST))
-            closer.execute("SET lock_timeout = '300ms'")
-            with pytest.raises(psycopg.errors.LockNotAvailable) as waited:
-                closer.execute("TRUNCATE dot_config")
-            assert "fn_dot_iu_gate_close_wait" in waited.value.diag.context
-    finally:
-        closer.close()
+    with runtime.transaction():
+        runtime.execute(LOG_APPLIED, (COMMAND, DIGEST))
+        waits_on_the_hold(closer, "TRUNCATE dot_config")
 
 
 @pytest.mark.parametrize("status", [("plan", "planned"), ("apply", "refused"),
                                     ("verify", "verified")])
-def test_only_an_applied_apply_row_holds_the_gates(pg, db, db_name, logins, status):
+def test_only_an_applied_apply_row_holds_the_gates(db, logins, closer, status):
     open_both(db)
     runtime = logins("dot_iu_runtime")
-    closer = pg.connect(db_name)
-    try:
-        with runtime.transaction():
-            runtime.execute("SELECT public.fn_dot_iu_command_log(%s, %s, %s, 'svc@example', %s)",
-                            (COMMAND, *status, DIGEST))
-            closer.execute("SET lock_timeout = '300ms'")
-            closer.execute(CLOSE, (GATE,))  # no wait: nothing applied is in flight
-    finally:
-        closer.close()
+    with runtime.transaction():
+        runtime.execute("SELECT public.fn_dot_iu_command_log(%s, %s, %s, 'svc@example', %s)",
+                        (COMMAND, *status, DIGEST))
+        closer.execute(CLOSE, (GATE,))  # no wait: nothing applied is in flight
 
 
-def test_writes_that_close_nothing_do_not_wait_for_an_applied_row(pg, db, db_name, logins):
+def test_writes_that_close_nothing_do_not_wait_for_an_applied_row(db, logins, closer):
     """Another key, a gate that is already closed, and an open gate keeping 'true' take no hold."""
     open_both(db)
     db.execute("INSERT INTO dot_config (key, value) VALUES ('iu_core.other_setting', '1')"
                " ON CONFLICT (key) DO NOTHING")
     runtime = logins("dot_iu_runtime")
-    writer = pg.connect(db_name)
-    try:
-        with runtime.transaction():
-            runtime.execute(LOG_APPLIED, (COMMAND, DIGEST))
-            writer.execute("SET lock_timeout = '300ms'")
-            writer.execute("UPDATE dot_config SET value = '2' WHERE key = 'iu_core.other_setting'")
-            writer.execute("UPDATE dot_config SET value = 'false'"
-                           " WHERE key = 'iu_core.delivery_enabled'")
-            writer.execute("UPDATE dot_config SET updated_at = now() WHERE key = %s", (GATE,))
-    finally:
-        writer.close()
+    with runtime.transaction():
+        runtime.execute(LOG_APPLIED, (COMMAND, DIGEST))
+        closer.execute("UPDATE dot_config SET value = '2' WHERE key = 'iu_core.other_setting'")
+        closer.execute("UPDATE dot_config SET value = 'false'"
+                       " WHERE key = 'iu_core.delivery_enabled'")
+        closer.execute("UPDATE dot_config SET updated_at = now() WHERE key = %s", (GATE,))
 
 
 def test_the_watchdog_leaves_expired_gates_while_an_applied_row_is_in_flight(
