@@ -177,12 +177,13 @@ BEGIN
     -- appliers mostly take different locks; every close takes all 16 slots exclusively in
     -- dot_config's trigger (fn_dot_iu_gate_close_wait: fn_iu_gate_close, the watchdog, a
     -- direct UPDATE, DELETE or TRUNCATE of an open gate), so it waits until this transaction
-    -- ends. The
-    -- readings come in the next statement, whose snapshot (READ COMMITTED) is taken after the
-    -- hold and so sees every close that committed before it. Taken as a plain expression
-    -- first (no query); only while a close holds or waits for the key does it queue for it.
+    -- ends. The readings come in the next statement, whose snapshot (READ COMMITTED) is taken
+    -- after the hold and so sees every close that committed before it. Taken as a plain
+    -- expression first (no query); only while a close holds or waits for the slot does it
+    -- queue for it.
     IF v_applied THEN
-        IF NOT pg_catalog.pg_try_advisory_xact_lock_shared(1685025897, pg_catalog.pg_backend_pid() % 16) THEN
+        IF NOT pg_catalog.pg_try_advisory_xact_lock_shared(1685025897,
+                                                           pg_catalog.pg_backend_pid() % 16) THEN
             PERFORM pg_catalog.pg_advisory_xact_lock_shared(1685025897,
                                                            pg_catalog.pg_backend_pid() % 16);
         END IF;
