@@ -187,6 +187,9 @@ BEGIN
             PERFORM pg_catalog.pg_advisory_xact_lock_shared(1685025897,
                                                            pg_catalog.pg_backend_pid() % 16);
         END IF;
+        -- Three INSERT statements below, one per kind of row, rather than one with CASEs: each
+        -- call initializes only the expressions its row needs (the gate rule for an applied
+        -- row, the catalog md5 for a plan), which is most of what the common row costs.
         -- The common path is one statement: the row is written only if the command is
         -- catalogued, the cached gate snapshot is valid, and the runtime gate and every gate
         -- of the catalog row's required_gates are 'true' in it (the gate rule). When nothing
