@@ -139,19 +139,23 @@ class PsycopgExecutor:
         committing = False
         try:
             with conn.pipeline() as pipeline:
-                conn.execute("BEGIN READ ONLY" if read_only else "BEGIN")
-                for index, statement in enumerate(statements):
-                    if any(isinstance(p, RowCount) and results[p.step] is None
-                           for p in statement.params):
-                        pipeline.sync()
-                        _collect(sent, results)
-                    params = [str(len(results[p.step])) if isinstance(p, RowCount) else p
-                              for p in statement.params]
-                    sent.append((index, conn.execute(ROWS_AS_JSON.format(sql=statement.sql),
-                                                     params)))
-                committing = True  # from here a lost connection may have committed
-                conn.execute("COMMIT")
-                pipeline.sync()
+                try:
+                    conn.execute("BEGIN READ ONLY" if read_only else "BEGIN")
+                    for index, statement in enumerate(statements):
+                        if any(isinstance(p, RowCount) and results[p.step] is None
+                               for p in statement.params):
+                            pipeline.sync()
+                            _collect(sent, results)
+                        params = [str(len(results[p.step])) if isinstance(p, RowCount) else p
+                                  for p in statement.params]
+                        sent.append((index, conn.execute(
+                            ROWS_AS_JSON.format(sql=statement.sql), params)))
+                    committing = True  # from here a lost connection may have committed
+                    conn.execute("COMMIT")
+                    pipeline.sync()
+                except psycopg.Error:
+                    _drain(pipeline)
+                    raise
             _collect(sent, results)
         except psycopg.Error as error:
             if conn.closed or conn.broken:
@@ -176,6 +180,17 @@ class PsycopgExecutor:
             self._conn.close()
 
 
+def _drain(pipeline) -> None:
+    """After an error, one more sync takes the results the server skipped, so the pipeline
+    ends clean (psycopg would log a warning on its way out otherwise)."""
+    import psycopg
+
+    try:
+        pipeline.sync()
+    except psycopg.Error:
+        pass
+
+
 def _collect(sent: list, results: list) -> None:
     """Read the rows of the statements sent so far (their results have arrived)."""
     for index, cursor in sent:
@@ -197,13 +212,19 @@ def _failed_step(sent: list, results: list) -> int | None:
 
 
 def _rollback(conn) -> None:
-    """End a transaction left open by an error (no-op when the server already ended it)."""
+    """End a transaction left open by an error (no-op when the server already ended it).
+
+    Through ``conn.rollback()``, never ``execute("ROLLBACK")``: rollback() also drops
+    psycopg's cache of prepared statements on both sides. psycopg prepares a statement it has
+    run five times, and a pipeline cut short by an error can leave that cache naming a
+    statement the server does not have (26000 on a later transaction); an executed ROLLBACK
+    resets the cache only the first time its text is seen."""
     import psycopg
 
     if conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
         return
     try:
-        conn.execute("ROLLBACK")
+        conn.rollback()
     except psycopg.Error:
         pass
 
