@@ -391,8 +391,9 @@ def test_readers_are_callable_by_the_runtime_and_auditor_roles_only(db):
             db.execute("SELECT * FROM dot_config")
 
 
-# One gate's reading has a fast path (fn_iu_gate_reads_open, which the readers and apply_begin
-# use) beside the full state (fn_iu_gate_state, which the views, verify and the snapshot use):
+# One gate's reading has a fast path (fn_iu_gate_reads_open, which the readers use, and
+# apply_begin when the cached snapshot is not valid) beside the full state (fn_iu_gate_state,
+# which the views, verify and the snapshot use):
 # the two must agree in every state a gate can be in.
 WINDOWS = {
     "no transition": None,

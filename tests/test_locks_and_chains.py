@@ -114,7 +114,8 @@ def test_a_snapshot_older_than_a_close_cannot_record_an_applied_row(db, logins, 
 
 
 def test_a_close_waits_for_an_apply_begun_by_the_runtime(db, logins, closer):
-    """apply_begin holds the gates' rows FOR SHARE for the whole apply."""
+    """apply_begin takes the gates' hold for the whole apply (v3: the shared advisory lock every
+    close takes exclusively; v2 locked the gates' rows FOR SHARE)."""
     open_both(db)
     runtime = logins("dot_iu_runtime")
     epoch = runtime.execute("SELECT public.fn_dot_iu_runtime_lease_acquire('operator_runtime',"

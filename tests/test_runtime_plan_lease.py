@@ -245,7 +245,9 @@ def test_the_lease_is_released_after_every_apply_whatever_happened(rt, rt_db):
                   " jsonb LANGUAGE sql AS $f$ SELECT (1 / 0)::text::jsonb $f$")
     rt.apply("dot_iu_healthcheck", {}, "alice")                                  # failed
     assert statuses(rt_db) == [("apply", "applied"), ("apply", "failed")]
-    pgtap.results_eq(rt_db, "SELECT epoch, held FROM v_dot_iu_runtime_lease", [(2, False)])
+    # Three applies, three epochs: the refused one took the lease too (apply_begin reads the
+    # gates inside the apply's own transaction) and gave it back with its refused row.
+    pgtap.results_eq(rt_db, "SELECT epoch, held FROM v_dot_iu_runtime_lease", [(3, False)])
 
 
 # --- the database's own gate rule ---------------------------------------------------------------

@@ -274,3 +274,13 @@ def test_importing_the_runtime_does_no_io_and_imports_no_database_driver():
                             cwd=PROJECT_ROOT)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
+
+
+def test_the_applied_row_counts_a_set_returning_target_and_writes_one_for_any_other():
+    from substrate.runtime.statements import log_applied
+
+    counted = log_applied("dot_iu_healthcheck", "alice", "d" * 32, "{}", rows_of_step=1)
+    assert counted.params[-1] == RowCount(1)  # the executor waits for statement 1's rows
+    single = log_applied("dot_iu_healthcheck", "alice", "d" * 32, "{}", rows_of_step=1,
+                         returns_set=False)
+    assert single.params[-1] == "1" and single.sql == counted.sql  # nothing to wait for

@@ -3,8 +3,10 @@
 
 One read-only transaction reads the catalog row (``public.dot_iu_command_catalog``), the
 argument names of its target function (``pg_proc`` of exactly the catalogued signature,
-resolved with ``to_regprocedure``) and the gates as their readers see them
-(``public.v_dot_iu_gates``). The runtime role may read all three; it reads nothing else.
+resolved with ``to_regprocedure``), the binding of the two (``fn_dot_iu_command_binding``: an
+apply names it and the database refuses it once either has changed) and, for plan and verify,
+the gates as their readers see them (``public.v_dot_iu_gates``). The runtime role may read all
+of these; it reads nothing else.
 
 Parameter names are the target's argument names without the ``p_`` prefix IU Core gives them
 (``p_collection_id`` is the parameter ``collection_id``); an unnamed argument is ``argN``.
@@ -21,13 +23,19 @@ from substrate.runtime.executors import Statement
 CATALOG_ROW = Statement(
     "SELECT c.command_name, c.category, c.mutating, c.reversible, c.target_function,"
     " c.inverse_command, c.required_gates, p.proname IS NOT NULL AS resolves, p.pronargs,"
-    " p.proargnames, p.proargmodes, p.provariadic <> 0 AS variadic"
+    " p.proargnames, p.proargmodes, p.provariadic <> 0 AS variadic, p.proretset AS returns_set,"
+    " public.fn_dot_iu_command_binding(c.command_name) AS binding"
     " FROM public.dot_iu_command_catalog AS c"
     " LEFT JOIN pg_catalog.pg_proc AS p ON p.oid = pg_catalog.to_regprocedure(c.target_function)"
     " WHERE c.command_name = %s::text",
 )
 GATES = Statement(
     "SELECT g.gate_key, g.reads_open FROM public.v_dot_iu_gates AS g ORDER BY g.gate_key"
+)
+LEASE_ACQUIRE_IF_CATALOGUED = (
+    "SELECT public.fn_dot_iu_runtime_lease_acquire(%s::text, %s::text, %s::integer) AS epoch"
+    " WHERE EXISTS (SELECT 1 FROM public.dot_iu_command_catalog AS c"
+    " WHERE c.command_name = %s::text)"
 )
 TARGET = re.compile(r"([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\(([a-z0-9_ ,\[\]]*)\)")
 _INPUT_MODES = ("i", "b")  # IN and INOUT; OUT and TABLE columns are not arguments
@@ -36,7 +44,8 @@ _INPUT_MODES = ("i", "b")  # IN and INOUT; OUT and TABLE columns are not argumen
 @dataclass(frozen=True)
 class CatalogRow:
     """A catalog row, with what pg_proc says about its target (``arg_names`` is None when the
-    target does not resolve)."""
+    target does not resolve; ``returns_set`` when it may return any number of rows) and the
+    binding digest of the two (fn_dot_iu_command_binding)."""
 
     command_name: str
     category: str
@@ -46,6 +55,8 @@ class CatalogRow:
     inverse_command: str | None
     required_gates: tuple[str, ...]
     arg_names: tuple[str, ...] | None = None
+    returns_set: bool = False
+    binding: str | None = None
 
     @property
     def resolves(self) -> bool:
@@ -55,6 +66,15 @@ class CatalogRow:
 def catalog_statements(command: str) -> list[Statement]:
     """The read-only transaction that resolves ``command``: its row, then the gates."""
     return [Statement(CATALOG_ROW.sql, (command,)), GATES]
+
+
+def apply_statements(command: str, lease: str, holder: str, ttl: int) -> list[Statement]:
+    """The transaction that resolves ``command`` for an apply: its row (an apply reads no gate
+    here: apply_begin holds and checks them in the apply's own transaction), then the lease,
+    taken only when the command is catalogued: one row, the epoch (NULL while another holder
+    has the lease), or no row when the command is not catalogued."""
+    return [Statement(CATALOG_ROW.sql, (command,)),
+            Statement(LEASE_ACQUIRE_IF_CATALOGUED, (lease, holder, str(ttl), command))]
 
 
 def parse_target(target_function: str) -> tuple[str, str, tuple[str, ...]]:
@@ -79,6 +99,7 @@ def catalog_row(rows: list[dict], command: str) -> CatalogRow:
         reversible=row["reversible"], target_function=row["target_function"],
         inverse_command=row["inverse_command"], required_gates=tuple(row["required_gates"] or ()),
         arg_names=_arg_names(row) if row["resolves"] else None,
+        returns_set=bool(row["returns_set"]), binding=row["binding"],
     )
 
 

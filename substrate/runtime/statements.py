@@ -33,7 +33,7 @@ LOG_WITH_ROWS = ("SELECT public.fn_dot_iu_command_log(%s::text, %s::text, %s::te
 LEASE_ACQUIRE = "SELECT public.fn_dot_iu_runtime_lease_acquire(%s::text, %s::text, %s::integer)"
 LEASE_RELEASE = "SELECT public.fn_dot_iu_runtime_lease_release(%s::text, %s::text, %s::bigint)"
 APPLY_BEGIN = ("SELECT public.fn_dot_iu_runtime_apply_begin(%s::text, %s::text, %s::text,"
-               " %s::bigint)")
+               " %s::bigint, %s::text)")
 VERIFY_VALIDATE = "SELECT public.fn_iu_collection_validate(%s::uuid)"
 VERIFY_HEALTH = "SELECT public.fn_iu_collection_healthcheck()"
 
@@ -95,8 +95,12 @@ def log(command, mode, status, actor, digest, evidence_json) -> Statement:
     return Statement(LOG, (command, mode, status, actor, digest, evidence_json))
 
 
-def log_applied(command, actor, digest, evidence_json, rows_of_step: int) -> Statement:
+def log_applied(command, actor, digest, evidence_json, rows_of_step: int,
+                returns_set: bool = True) -> Statement:
     """The applied row, with the row count of statement ``rows_of_step`` of the same
-    transaction added to its evidence as ``result_rows``."""
+    transaction added to its evidence as ``result_rows``. A target that returns no set
+    answers ``SELECT target(...)`` with exactly one row, so its count is written as 1 and the
+    executor need not wait for the statement's rows before it sends this one."""
+    rows = RowCount(rows_of_step) if returns_set else "1"
     return Statement(LOG_WITH_ROWS, (command, "apply", "applied", actor, digest, evidence_json,
-                                     RowCount(rows_of_step)))
+                                     rows))
