@@ -8,16 +8,23 @@ a bench stand-in that answers a constant (the fixture's refuses to run); a login
 (dot_iu_healthcheck needs no other). Timed, each call in turn, rotating:
 
 - ``OperatorRuntime.apply('dot_iu_healthcheck', {}, 'bench')`` through ``psycopg_executor``,
-  in process (one connection, kept);
-- the same through ``psql_executor`` (one ``psql`` process per transaction);
+  in process (one connection, kept), three ways: a runtime inside ``holding_lease()`` for the
+  whole run (a long-lived applier: one transaction per apply); a runtime kept from call to call
+  (its catalog row kept, the lease taken and given back by every apply: two transactions); a
+  new runtime for every call, as ``substrate run apply`` is (the catalog row read with the
+  lease, then the apply: two transactions);
+- the same through ``psql_executor`` (one ``psql`` process per transaction), holding its lease
+  and kept from call to call;
 - the baseline: a bare psycopg transaction on a kept connection, as that login: BEGIN, the
   target function, the logger writing the same 'applied' row (the runtime's digest and evidence
   keys, but the lease it did not take), COMMIT;
 - for scale, the baseline's transaction through one ``psql`` process.
 
-The runtime's executors are wrapped in a timer, so each apply is also split into the
-transactions it makes (resolve the catalog row and the gates; take the lease; the apply
-itself; give the lease back). Ratios are p50 over the baseline's p50, same run.
+Each runtime has a lease of its own, so none waits for another. The runtime's executors are
+wrapped in a timer, so each apply is also split into the transactions it makes (the catalog row
+with the lease; the lease alone; the apply, which gives a lease taken for it back). Ratios are
+p50 over the baseline's p50, same run; a psql row also has its ratio to the bare transaction
+through one psql process.
 """
 
 from __future__ import annotations
@@ -56,11 +63,19 @@ LOG = ("SELECT public.fn_dot_iu_command_log(%s::text, 'apply', 'applied', 'bench
        " %s::jsonb)")
 # What each of the runtime's transactions is, by a name in its first statement.
 PHASES = (
-    ("fn_dot_iu_runtime_lease_acquire", "lease acquire"),
+    ("fn_dot_iu_runtime_lease_acquire", "lease"),
     ("fn_dot_iu_runtime_apply_begin", "apply"),
     ("fn_dot_iu_runtime_lease_release", "lease release"),
-    ("dot_iu_command_catalog", "resolve"),
+    ("dot_iu_command_catalog", "catalog row"),
 )
+
+
+def phase(statements) -> str:
+    """A transaction's phase; '+ lease' when a later statement takes or gives back the lease."""
+    name = next((name for key, name in PHASES if key in statements[0].sql), "other")
+    if any("lease_acquire" in s.sql or "lease_release" in s.sql for s in statements[1:]):
+        name += " + lease"
+    return name
 
 
 class Timed:
@@ -71,12 +86,12 @@ class Timed:
         self.seconds: dict[str, list[float]] = {}
 
     def run(self, statements, *, read_only: bool = False):
-        phase = next((name for key, name in PHASES if key in statements[0].sql), "other")
+        phase_name = phase(statements)
         start = time.perf_counter()
         try:
             return self.inner.run(statements, read_only=read_only)
         finally:
-            self.seconds.setdefault(phase, []).append(time.perf_counter() - start)
+            self.seconds.setdefault(phase_name, []).append(time.perf_counter() - start)
 
     def close(self) -> None:
         self.inner.close()
@@ -136,39 +151,60 @@ def applier(runtime: OperatorRuntime):
     return call
 
 
+def new_applier(executor):
+    """A new runtime for every call, as ``substrate run apply`` makes one."""
+
+    def call() -> None:
+        applier(OperatorRuntime(executor, lease="bench_new"))()
+
+    return call
+
+
 def run(server: Server, calls: int) -> dict:
     dbname = "bench_runtime"
     revision = migrated(server, dbname, revisions("head")["head"])
     prepare(server, dbname)
-    via_psycopg = Timed(psycopg_executor(login_conninfo(server, dbname)))
-    via_psql = Timed(psql_executor("127.0.0.1", server.cluster.port, LOGIN, dbname,
-                                   psql=server.tool("psql")))
-    runtimes = {"psycopg": OperatorRuntime(via_psycopg), "psql": OperatorRuntime(via_psql)}
-    digest = runtimes["psycopg"].apply(COMMAND, {}, "bench").params_digest
+    timed = {
+        kind: Timed(psycopg_executor(login_conninfo(server, dbname))) for kind in
+        ("psycopg, holding its lease", "psycopg, kept", "psycopg, new each call")}
+    psql = {kind: Timed(psql_executor("127.0.0.1", server.cluster.port, LOGIN, dbname,
+                                      psql=server.tool("psql")))
+            for kind in ("psql, holding its lease", "psql, kept")}
+    timed.update(psql)
+    held = OperatorRuntime(timed["psycopg, holding its lease"], lease="bench_held")
+    held_psql = OperatorRuntime(timed["psql, holding its lease"], lease="bench_held_psql")
+    kept = OperatorRuntime(timed["psycopg, kept"], lease="bench_kept")
+    kept_psql = OperatorRuntime(timed["psql, kept"], lease="bench_kept_psql")
+    digest = kept.apply(COMMAND, {}, "bench").params_digest
     conn = psycopg.connect(login_conninfo(server, dbname), autocommit=True)
     actions = {
         "bare psycopg transaction": bare(conn, digest),
-        "OperatorRuntime.apply, psycopg_executor": applier(runtimes["psycopg"]),
-        "OperatorRuntime.apply, psql_executor": applier(runtimes["psql"]),
+        "OperatorRuntime.apply holding its lease, psycopg_executor": applier(held),
+        "OperatorRuntime.apply, kept runtime, psycopg_executor": applier(kept),
+        "OperatorRuntime.apply, new runtime each call, psycopg_executor":
+            new_applier(timed["psycopg, new each call"]),
+        "OperatorRuntime.apply holding its lease, psql_executor": applier(held_psql),
+        "OperatorRuntime.apply, kept runtime, psql_executor": applier(kept_psql),
         "bare transaction, one psql process": bare_psql(server, dbname, digest),
     }
-    for action in actions.values():
-        for _ in range(WARMUP):
-            action()
-    for timed in (via_psycopg, via_psql):
-        timed.seconds.clear()
-    log(f"runtime: {calls} calls of each, rotating")
-    seconds: dict[str, list[float]] = {name: [] for name in actions}
-    names = list(actions)
-    for number in range(calls):
-        shift = number % len(names)
-        for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            actions[name]()
-            seconds[name].append(time.perf_counter() - start)
+    with held.holding_lease(), held_psql.holding_lease():
+        for action in actions.values():
+            for _ in range(WARMUP):
+                action()
+        for executor in timed.values():
+            executor.seconds.clear()
+        log(f"runtime: {calls} calls of each, rotating")
+        seconds: dict[str, list[float]] = {name: [] for name in actions}
+        names = list(actions)
+        for number in range(calls):
+            shift = number % len(names)
+            for name in names[shift:] + names[:shift]:
+                start = time.perf_counter()
+                actions[name]()
+                seconds[name].append(time.perf_counter() - start)
     conn.close()
-    for timed in (via_psycopg, via_psql):
-        timed.close()
+    for executor in timed.values():
+        executor.close()
     with server.connect(dbname) as admin:
         applied = admin.execute(
             "SELECT count(*) FROM public.dot_iu_command_run"
@@ -177,16 +213,19 @@ def run(server: Server, calls: int) -> dict:
     server.drop_database(dbname)
     with server.connect("postgres") as admin:
         admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(LOGIN)))
-    baseline = "bare psycopg transaction"
+    baseline, psql_baseline = "bare psycopg transaction", "bare transaction, one psql process"
     results: dict = {"revision": revision, "command": COMMAND, "calls": calls,
-                     "baseline": baseline, "goal_ratio": 1.5, "applied_rows": applied,
-                     "ms": {}, "phases_ms": {}}
+                     "baseline": baseline, "psql_baseline": psql_baseline, "goal_ratio": 1.5,
+                     "applied_rows": applied, "ms": {}, "phases_ms": {}}
     base_p50 = summary(seconds[baseline])["p50"]
+    psql_p50 = summary(seconds[psql_baseline])["p50"]
     for name in actions:
         results["ms"][name] = summary([s * 1000 for s in seconds[name]])
         results["ms"][name]["ratio_p50"] = summary(seconds[name])["p50"] / base_p50
-    for executor, timed in (("psycopg", via_psycopg), ("psql", via_psql)):
-        results["phases_ms"][executor] = {
-            phase: summary([s * 1000 for s in values]) for phase, values in timed.seconds.items()
-        }
+        if "psql" in name:
+            results["ms"][name]["psql_ratio_p50"] = summary(seconds[name])["p50"] / psql_p50
+    for kind, executor in timed.items():
+        results["phases_ms"][kind] = {
+            name: summary([s * 1000 for s in values])
+            for name, values in executor.seconds.items()}
     return results
