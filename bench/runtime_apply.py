@@ -9,10 +9,10 @@ a bench stand-in that answers a constant (the fixture's refuses to run); a login
 
 - ``OperatorRuntime.apply('dot_iu_healthcheck', {}, 'bench')`` through ``psycopg_executor``,
   in process (one connection, kept), three ways: a runtime inside ``holding_lease()`` for the
-  whole run (a long-lived applier: one transaction per apply); a runtime kept from call to call
-  (its catalog row kept, the lease taken and given back by every apply: two transactions); a
-  new runtime for every call, as ``substrate run apply`` is (the catalog row read with the
-  lease, then the apply: two transactions);
+  whole run (a long-lived applier: one transaction per apply, the lease kept); a runtime kept
+  from call to call (its catalog row kept; every apply one transaction that takes the lease and
+  gives it back); a new runtime for every call, as ``substrate run apply`` is (the catalog row,
+  then the apply: two transactions);
 - the same through ``psql_executor`` (one ``psql`` process per transaction), holding its lease
   and kept from call to call;
 - the baseline: a bare psycopg transaction on a kept connection, as that login: BEGIN, the
@@ -21,8 +21,8 @@ a bench stand-in that answers a constant (the fixture's refuses to run); a login
 - for scale, the baseline's transaction through one ``psql`` process.
 
 Each runtime has a lease of its own, so none waits for another. The runtime's executors are
-wrapped in a timer, so each apply is also split into the transactions it makes (the catalog row
-with the lease; the lease alone; the apply, which gives a lease taken for it back). Ratios are
+wrapped in a timer, so each apply is also split into the transactions it makes (the catalog row;
+the apply, with what it does with the lease). Ratios are
 p50 over the baseline's p50, same run; a psql row also has its ratio to the bare transaction
 through one psql process.
 """
@@ -63,7 +63,6 @@ LOG = ("SELECT public.fn_dot_iu_command_log(%s::text, 'apply', 'applied', 'bench
        " %s::jsonb)")
 # What each of the runtime's transactions is, by a name in its first statement.
 PHASES = (
-    ("fn_dot_iu_runtime_lease_acquire", "lease"),
     ("fn_dot_iu_runtime_apply_begin", "apply"),
     ("fn_dot_iu_runtime_lease_release", "lease release"),
     ("dot_iu_command_catalog", "catalog row"),
@@ -71,10 +70,16 @@ PHASES = (
 
 
 def phase(statements) -> str:
-    """A transaction's phase; '+ lease' when a later statement takes or gives back the lease."""
-    name = next((name for key, name in PHASES if key in statements[0].sql), "other")
-    if any("lease_acquire" in s.sql or "lease_release" in s.sql for s in statements[1:]):
-        name += " + lease"
+    """A transaction's phase, with what it does with the lease: taken by apply_begin's own
+    statement, given back by a later one."""
+    first = statements[0].sql
+    name = next((name for key, name in PHASES if key in first), "other")
+    if name == "apply":
+        taken = "lease_acquire" in first
+        given = any("lease_release" in s.sql for s in statements[1:])
+        name += {(True, True): " (lease taken and given back)", (True, False): " (lease taken)",
+                 (False, False): " (lease kept)", (False, True): " (lease given back)"}[
+                     (taken, given)]
     return name
 
 

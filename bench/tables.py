@@ -300,8 +300,8 @@ def runtime(r: dict) -> list[str]:
         out.append(f"- {kind}, by transaction (p50 ms): {parts}.")
     out += ["", f"How to read: the aim is a psycopg_executor apply at most {r['goal_ratio']} "
             "times the bare transaction. A runtime holding its lease makes one transaction per "
-            "apply; a kept runtime two (the lease, then the apply, which gives it back); a new "
-            "runtime two as well (the catalog row with the lease, then the apply). The psql "
+            "apply; so does a kept runtime, whose apply takes the lease and gives it back in "
+            "that transaction; a new runtime reads the catalog row first (two). The psql "
             "executor pays a psql process per transaction: its last column compares it with "
             "the bare transaction through one such process."]
     return out

@@ -12,7 +12,9 @@ by a wrapper around its real executor.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from datetime import datetime
 
 import pgtap
 import psycopg
@@ -91,12 +93,13 @@ class Counted:
 def _kind(statements) -> str:
     first, rest = statements[0].sql, " ".join(s.sql for s in statements[1:])
     if "dot_iu_command_catalog" in first and "fn_dot_iu_command_binding" in first:
-        return "resolve+acquire" if "lease_acquire" in rest else (
-            "resolve+gates" if "v_dot_iu_gates" in rest else "resolve")
-    for name, kind in (("lease_acquire", "acquire"), ("apply_begin", "apply"),
-                       ("lease_release", "release"), ("fn_dot_iu_command_log", "record")):
+        return "resolve+gates" if "v_dot_iu_gates" in rest else "resolve"
+    if "apply_begin" in first:  # "take+": the lease is taken by apply_begin's own statement
+        return (("take+" if "lease_acquire" in first else "") + "apply"
+                + ("+release" if "lease_release" in rest else ""))
+    for name, kind in (("lease_release", "release"), ("fn_dot_iu_command_log", "record")):
         if name in first:
-            return kind + ("+release" if "lease_release" in rest else "")
+            return kind
     return "other"
 
 
@@ -213,13 +216,14 @@ def test_apply_begin_reads_the_gates_afresh_once_the_cached_snapshot_has_expired
 
 # --- the rows a runtime keeps --------------------------------------------------------------------
 
-def test_a_runtime_reads_a_catalog_row_once_and_then_applies_in_two_transactions(rt, rt_db):
+def test_a_runtime_reads_a_catalog_row_once_and_then_applies_in_one_transaction(rt, rt_db):
     for _ in range(3):
         assert rt.apply("dot_iu_healthcheck", {}, "alice").status == "applied"
     assert rt.executor.transactions == [
-        "resolve+acquire", "apply+release", "acquire", "apply+release", "acquire",
-        "apply+release"]
+        "resolve", "take+apply+release", "take+apply+release", "take+apply+release"]
     assert [r["run_status"] for r in runs(rt_db)] == ["applied"] * 3
+    # each apply took the lease (a new epoch) and gave it back in its own transaction
+    assert [r["evidence"]["epoch"] for r in runs(rt_db)] == [1, 2, 3]
     assert lease(rt_db)[:2] == (3, False)
 
 
@@ -230,8 +234,8 @@ def test_a_kept_row_whose_binding_changed_is_read_again_and_applied_once(rt, rt_
     rt.executor.transactions.clear()
     result = rt.apply("dot_iu_healthcheck", {}, "alice")
     assert result.status == "applied", result
-    assert rt.executor.transactions == ["acquire", "apply+release", "resolve+gates",
-                                        "apply+release"]
+    assert rt.executor.transactions == ["take+apply+release", "resolve+gates",
+                                        "take+apply+release"]
     assert [r["run_status"] for r in runs(rt_db)] == ["applied", "applied"]
     assert calls(rt_db) == ["fn_iu_collection_healthcheck"] * 2
     assert lease(rt_db)[1] is False
@@ -257,23 +261,23 @@ def test_a_kept_row_whose_target_is_gone_is_refused_as_not_resolving(rt, rt_db):
     assert lease(rt_db)[1] is False
 
 
-def test_a_refused_apply_gives_the_lease_back_with_its_refused_row(rt, rt_db):
+def test_an_apply_refused_before_its_transaction_takes_no_lease(rt, rt_db):
     result = rt.apply("dot_iu_add_piece", {"collection_id": C}, "alice")  # parameters missing
     assert result.status == "refused"
-    assert rt.executor.transactions == ["resolve+acquire", "record+release"]
+    assert rt.executor.transactions == ["resolve", "record"]
     assert runs(rt_db)[-1]["evidence"]["reason"] == "parameters"
-    assert lease(rt_db)[:2] == (1, False)
+    assert lease(rt_db) is None  # never taken: the lease row was not even created
 
 
 def test_a_shut_gate_is_refused_before_any_command_sql_and_audited_with_the_gate(rt, rt_db):
     result = rt.apply("dot_iu_add_piece", ADD, "alice")  # the composer gate is shut
     assert result.status == "refused" and calls(rt_db) == []
-    assert rt.executor.transactions == ["resolve+acquire", "apply+release", "resolve+gates",
-                                        "record+release"]
+    assert rt.executor.transactions == ["resolve", "take+apply+release", "resolve+gates",
+                                        "record"]
     last = runs(rt_db)[-1]
     assert (last["evidence"]["reason"], last["evidence"]["shut_gates"],
             last["evidence"]["statements"]) == ("gate_shut", [COMPOSER_GATE], 0)
-    assert lease(rt_db)[1] is False
+    assert lease(rt_db) is None  # taken in the transaction that rolled back
 
 
 # --- holding the lease -------------------------------------------------------------------------
@@ -283,7 +287,7 @@ def test_holding_the_lease_makes_each_apply_one_transaction_under_one_epoch(rt, 
         for _ in range(3):
             assert rt.apply("dot_iu_healthcheck", {}, "alice").status == "applied"
             assert lease(rt_db)[:2] == (1, True)  # held between applies
-    assert rt.executor.transactions == ["resolve+acquire", "apply", "apply", "apply", "release"]
+    assert rt.executor.transactions == ["resolve", "take+apply", "apply", "apply", "release"]
     assert [r["evidence"]["epoch"] for r in runs(rt_db)] == [1, 1, 1]
     assert lease(rt_db)[:2] == (1, False)
 
@@ -344,8 +348,7 @@ def test_holding_takes_the_lease_again_once_half_its_ttl_has_passed(pg, login, d
         assert rt.apply("dot_iu_healthcheck", {}, "alice").status == "applied"
         epoch, held, expiry = lease(rt_db)
         assert (epoch, held) == (1, True) and expiry > first_expiry
-    assert rt.executor.transactions == ["resolve+acquire", "apply", "acquire", "apply",
-                                        "release"]
+    assert rt.executor.transactions == ["resolve", "take+apply", "take+apply", "release"]
     rt.executor.close()
 
 
@@ -387,3 +390,41 @@ def test_many_refusals_in_a_row_are_each_recorded_and_the_runtime_then_applies(r
     gate_open(rt_db, RUNTIME_GATE)
     assert rt.apply("dot_iu_healthcheck", {}, "alice").status == "applied"
     assert [r["run_status"] for r in runs(rt_db)] == ["applied", *["refused"] * 12, "applied"]
+
+
+def test_two_runtimes_applying_at_once_apply_one_after_the_other(pg, login, db_name, rt_db):
+    """Without holding_lease, each apply takes the lease in its own transaction: the second
+    runtime's acquire waits for the first apply to commit, then takes the lease it gave back."""
+    rt_db.execute("""
+CREATE OR REPLACE FUNCTION public.fn_iu_collection_healthcheck() RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $standin$
+BEGIN
+  PERFORM pg_catalog.pg_sleep(0.4);
+  RETURN pg_catalog.jsonb_build_object('at', pg_catalog.clock_timestamp());
+END
+$standin$;
+""")
+    first, second = runtime(pg, login, db_name), runtime(pg, login, db_name)
+    results = {}
+
+    def apply(name, made):
+        results[name] = made.apply("dot_iu_healthcheck", {}, name)
+
+    threads = [threading.Thread(target=apply, args=(name, made))
+               for name, made in (("alice", first), ("bob", second))]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.1)  # bob starts while alice's apply holds the lease row
+    for thread in threads:
+        thread.join()
+    assert {name: result.status for name, result in results.items()} == {
+        "alice": "applied", "bob": "applied"}
+    rows = runs(rt_db)
+    assert sorted(r["evidence"]["epoch"] for r in rows) == [1, 2]
+    # bob's command ran only after alice's transaction had ended: 0.4 s apart, not 0.1
+    at = {name: datetime.fromisoformat(r.rows[0]["fn_iu_collection_healthcheck"]["at"])
+          for name, r in results.items()}
+    assert (at["bob"] - at["alice"]).total_seconds() >= 0.35
+    assert lease(rt_db)[:2] == (2, False)
+    first.executor.close()
+    second.executor.close()

@@ -177,14 +177,18 @@ def test_an_apply_is_refused_while_another_live_holder_holds_the_lease(rt, rt_db
 
 
 class Paused:
-    """The runtime's real executor, pausing before the apply transaction: the lease runs out
-    (and ``meanwhile`` runs) between acquiring it and applying."""
+    """The runtime's real executor, pausing once, when armed, before an apply transaction that
+    names a kept epoch: the lease runs out (and ``meanwhile`` runs) between the runtime's look
+    at its own clock and the apply reaching the database, as when its process is frozen."""
 
     def __init__(self, inner, seconds, meanwhile=None):
         self.inner, self.seconds, self.meanwhile = inner, seconds, meanwhile
+        self.armed = False
 
     def run(self, statements, *, read_only=False):
-        if statements and "fn_dot_iu_runtime_apply_begin" in statements[0].sql:
+        first = statements[0].sql if statements else ""
+        if self.armed and "apply_begin" in first and "lease_acquire" not in first:
+            self.armed = False
             time.sleep(self.seconds)
             if self.meanwhile:
                 self.meanwhile()
@@ -199,16 +203,19 @@ def test_a_holder_whose_lease_expired_cannot_commit(pg, login, db_name, rt_db, r
     def take_over():
         assert rt.apply("dot_iu_healthcheck", {}, "bob").status == "applied"
 
-    slow = runtime(pg, login, db_name, lease_ttl=1)
-    slow.executor = Paused(slow.executor, 1.2, take_over if taken_over else None)
-    result = slow.apply("dot_iu_healthcheck", {}, "alice")
+    slow = runtime(pg, login, db_name, lease_ttl=2)
+    slow.executor = paused = Paused(slow.executor, 2.2, take_over if taken_over else None)
+    with slow.holding_lease():
+        assert slow.apply("dot_iu_healthcheck", {}, "alice").status == "applied"
+        paused.armed = True
+        result = slow.apply("dot_iu_healthcheck", {}, "alice")
     slow.executor.close()
     assert (result.status, result.sqlstate) == ("refused", "55000")
     assert "is not held by" in result.message
     last = runs(rt_db)[-1]
     assert (last["actor"], last["evidence"]["step"], last["evidence"]["epoch"]) == (
         "alice", "apply_begin", 1)
-    assert calls(rt_db) == (["fn_iu_collection_healthcheck"] if taken_over else [])
+    assert calls(rt_db) == ["fn_iu_collection_healthcheck"] * (2 if taken_over else 1)
 
 
 def test_renew_or_release_by_a_non_holder_changes_nothing(as_runtime):
@@ -245,9 +252,9 @@ def test_the_lease_is_released_after_every_apply_whatever_happened(rt, rt_db):
                   " jsonb LANGUAGE sql AS $f$ SELECT (1 / 0)::text::jsonb $f$")
     rt.apply("dot_iu_healthcheck", {}, "alice")                                  # failed
     assert statuses(rt_db) == [("apply", "applied"), ("apply", "failed")]
-    # Three applies, three epochs: the refused one took the lease too (apply_begin reads the
-    # gates inside the apply's own transaction) and gave it back with its refused row.
-    pgtap.results_eq(rt_db, "SELECT epoch, held FROM v_dot_iu_runtime_lease", [(3, False)])
+    # One epoch: every apply takes the lease inside its own transaction; the refused and the
+    # failed ones rolled back, their taking of the lease with them.
+    pgtap.results_eq(rt_db, "SELECT epoch, held FROM v_dot_iu_runtime_lease", [(1, False)])
 
 
 # --- the database's own gate rule ---------------------------------------------------------------

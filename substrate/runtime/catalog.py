@@ -5,8 +5,9 @@ One read-only transaction reads the catalog row (``public.dot_iu_command_catalog
 argument names of its target function (``pg_proc`` of exactly the catalogued signature,
 resolved with ``to_regprocedure``), the binding of the two (``fn_dot_iu_command_binding``: an
 apply names it and the database refuses it once either has changed) and, for plan and verify,
-the gates as their readers see them (``public.v_dot_iu_gates``). The runtime role may read all
-of these; it reads nothing else.
+the gates as their readers see them (``public.v_dot_iu_gates``); when an apply is refused, the
+lease as well (``public.v_dot_iu_runtime_lease``). The runtime role may read all of these; it
+reads nothing else.
 
 Parameter names are the target's argument names without the ``p_`` prefix IU Core gives them
 (``p_collection_id`` is the parameter ``collection_id``); an unnamed argument is ``argN``.
@@ -32,10 +33,9 @@ CATALOG_ROW = Statement(
 GATES = Statement(
     "SELECT g.gate_key, g.reads_open FROM public.v_dot_iu_gates AS g ORDER BY g.gate_key"
 )
-LEASE_ACQUIRE_IF_CATALOGUED = (
-    "SELECT public.fn_dot_iu_runtime_lease_acquire(%s::text, %s::text, %s::integer) AS epoch"
-    " WHERE EXISTS (SELECT 1 FROM public.dot_iu_command_catalog AS c"
-    " WHERE c.command_name = %s::text)"
+LEASE = Statement(
+    "SELECT l.holder, l.epoch, l.held FROM public.v_dot_iu_runtime_lease AS l"
+    " WHERE l.lease_name = %s::text"
 )
 TARGET = re.compile(r"([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\(([a-z0-9_ ,\[\]]*)\)")
 _INPUT_MODES = ("i", "b")  # IN and INOUT; OUT and TABLE columns are not arguments
@@ -68,13 +68,17 @@ def catalog_statements(command: str) -> list[Statement]:
     return [Statement(CATALOG_ROW.sql, (command,)), GATES]
 
 
-def apply_statements(command: str, lease: str, holder: str, ttl: int) -> list[Statement]:
-    """The transaction that resolves ``command`` for an apply: its row (an apply reads no gate
-    here: apply_begin holds and checks them in the apply's own transaction), then the lease,
-    taken only when the command is catalogued: one row, the epoch (NULL while another holder
-    has the lease), or no row when the command is not catalogued."""
-    return [Statement(CATALOG_ROW.sql, (command,)),
-            Statement(LEASE_ACQUIRE_IF_CATALOGUED, (lease, holder, str(ttl), command))]
+def apply_statements(command: str) -> list[Statement]:
+    """The read-only transaction that resolves ``command`` for an apply: its row alone (an
+    apply reads no gate here: apply_begin holds and checks them in the apply's own
+    transaction, where the lease is taken too)."""
+    return [Statement(CATALOG_ROW.sql, (command,))]
+
+
+def diagnosis_statements(command: str, lease: str) -> list[Statement]:
+    """The read-only transaction that says why apply_begin refused: the row, the gates, the
+    lease."""
+    return [*catalog_statements(command), Statement(LEASE.sql, (lease,))]
 
 
 def parse_target(target_function: str) -> tuple[str, str, tuple[str, ...]]:

@@ -14,8 +14,8 @@ accepts; recorded under "(no valid actor given)"), ``catalog`` (not catalogued, 
 resolving or not bindable), ``parameters`` (with the catalogued names ``missing`` and
 ``ill_typed`` and the count of ``unknown`` ones), ``unsafe_statement`` (with its ``kind``),
 ``stale_plan``, ``gate_shut`` (with ``shut_gates``), ``lease_held``, or ``database`` (with
-``sqlstate``, ``error_class`` and the ``step`` that raised: resolve, lease_acquire,
-apply_begin, command, ledger, lease_release, commit or probe).
+``sqlstate``, ``error_class`` and the ``step`` that raised: resolve, apply_begin (which takes
+the lease too), command, ledger, lease_release, commit or probe).
 
 Status of a database error (any mode): SQLSTATE 55000 (gate shut, lease lost, stale plan),
 22023 (not a plan of this call, bad evidence or actor), 23505 (plan already applied), 42501
@@ -42,11 +42,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from substrate.runtime.catalog import (
-    CATALOG_ROW,
     CatalogRow,
     apply_statements,
     catalog_row,
     catalog_statements,
+    diagnosis_statements,
     gate_states,
     reversal_statement,
 )
@@ -62,8 +62,9 @@ from substrate.runtime.params import names_digest
 from substrate.runtime.plan import DotCommandPlan, build_plan, required_gates
 from substrate.runtime.statements import (
     APPLY_BEGIN,
-    LEASE_ACQUIRE,
+    APPLY_BEGIN_TAKING,
     LEASE_RELEASE,
+    LEASE_RELEASE_HELD,
     VERIFY_HEALTH,
     VERIFY_VALIDATE,
     _assert_governed,
@@ -186,7 +187,6 @@ class _Call:
     plan_run_id: int | None
     digest: str
     facts: dict = field(default_factory=dict)
-    release: int | None = None  # the epoch this call took and has not given back yet
 
     def evidence(self, **facts) -> str:
         body = {"mode": self.mode, **self.facts, **facts}
@@ -217,8 +217,8 @@ class OperatorRuntime:
     apply transaction names that binding to fn_dot_iu_runtime_apply_begin, which refuses it
     once the catalog row or the target has changed, and the runtime then reads the row afresh
     and applies once more (docs/runtime.md, "The catalog binding"). Each apply takes the lease
-    and gives it back in its own transaction; inside ``holding_lease()`` the runtime keeps it
-    from one apply to the next.
+    and gives it back inside its own transaction; inside ``holding_lease()`` the runtime keeps
+    it from one apply to the next.
     """
 
     def __init__(self, executor: Executor, *, lease: str = DEFAULT_LEASE,
@@ -238,12 +238,12 @@ class OperatorRuntime:
     def holding_lease(self) -> Iterator[OperatorRuntime]:
         """Keep the lease from one apply to the next until the block ends, then give it back.
 
-        The first apply inside takes the lease (refused and audited, as any apply, while
-        another runtime holds it); the next ones reuse its epoch, so an apply is one
-        transaction. The runtime takes the lease again (the same epoch, a new expiry) once half
-        its TTL has passed by its own clock, and after an apply the database refused for a
-        lease it no longer holds. While the block runs, no other runtime can apply under this
-        lease: hold it only as long as applies follow one another."""
+        The first apply inside takes the lease in its transaction (refused and audited, as any
+        apply, while another runtime holds it) and the block keeps it; the next applies reuse
+        its epoch. The runtime takes the lease again (the same epoch, a new expiry) in the
+        first apply after half its TTL has passed by its own clock, and after an apply the
+        database refused for a lease it no longer holds. While the block runs, no other runtime
+        can apply under this lease: hold it only as long as applies follow one another."""
         if self._holding:
             raise RuntimeError("this runtime already holds its lease from one apply to the next")
         self._holding = True
@@ -271,17 +271,17 @@ class OperatorRuntime:
         """Run the governed statement and record its ``applied`` row in ONE transaction.
 
         Refused before any command SQL (and audited) when a gate it needs reads shut, when the
-        lease is held by another runtime, or when the statement is not governed. Two
-        transactions: the catalog row (unless this runtime has read it already) with the lease
-        (unless it holds it: ``holding_lease``); then ``fn_dot_iu_runtime_apply_begin`` (holds
-        the catalog row, the lease at its epoch and the gates; checks the binding and that the
-        gates read open), the statement, the ``applied`` row (with ``plan_run_id`` the ledger
-        also checks the plan binding), the lease given back; COMMIT. When apply_begin refuses,
-        the runtime reads the catalog row and the gates afresh to say why: a binding that
-        changed is applied once more with the fresh row; shut gates are a ``gate_shut``
-        refusal. A database error rolls all of it back and is recorded, in a transaction of its
-        own that also gives the lease back, as ``refused`` or ``failed`` (if even that fails,
-        the lease is given back on its own, or ends at its TTL).
+        lease is held by another runtime, or when the statement is not governed. The catalog
+        row is read once per runtime (a read-only transaction); then ONE transaction:
+        ``fn_dot_iu_runtime_apply_begin``, taking the lease in the same statement unless
+        ``holding_lease`` keeps it (holds the catalog row, the lease at its epoch and the
+        gates; checks the binding and that the gates read open), the statement, the
+        ``applied`` row (with ``plan_run_id`` the ledger also checks the plan binding), the
+        lease given back; COMMIT. When apply_begin refuses, the runtime reads the catalog row,
+        the gates and the lease afresh to say why: a binding that changed is applied once more
+        with the fresh row; shut gates are a ``gate_shut`` refusal, a lease another runtime
+        holds a ``lease_held`` one. A database error rolls all of it back, the lease taken
+        with it, and is recorded, in a transaction of its own, as ``refused`` or ``failed``.
 
         A lost acknowledgement: when the connection drops while COMMIT is in flight, the call
         and its ``applied`` row committed together or not at all, and the runtime cannot tell
@@ -353,25 +353,16 @@ class OperatorRuntime:
             return steps(call)
         except _Stop as stop:
             return self._record(call, stop)
-        finally:
-            if call.release is not None:  # not given back with the apply or its refusal
-                epoch, call.release = call.release, None
-                self._release(epoch)
 
     def _record(self, call: _Call, stop: _Stop) -> RunResult:
-        """The refused or failed row, in a transaction of its own, which also gives back the
-        lease this call took."""
+        """The refused or failed row, in a transaction of its own."""
         facts = {"reason": stop.reason, **stop.facts}
         if stop.sqlstate:
             facts.update(sqlstate=stop.sqlstate, error_class=stop.sqlstate[:2])
         message = stop.message
-        statements = [log(call.command, call.mode, stop.status, call.actor, call.digest,
-                          call.evidence(**facts))]
-        if call.release is not None:
-            statements.append(self._release_statement(call.release))
         try:
-            run_id = _scalar(self.executor.run(statements)[0])
-            call.release = None
+            run_id = _scalar(self._run_one(log(call.command, call.mode, stop.status, call.actor,
+                                               call.digest, call.evidence(**facts))))
         except DatabaseError as error:
             run_id = None
             message += f" (not recorded: SQLSTATE {error.sqlstate}: {error.message})"
@@ -446,132 +437,112 @@ class OperatorRuntime:
 
     def _apply(self, call: _Call) -> RunResult:
         call.facts["lease"] = self.lease
-        catalog = self._catalog.get(call.command)
-        epoch = self._kept_epoch()
-        if catalog is None:
-            catalog, epoch = self._resolve_for_apply(call, epoch)
-        elif epoch is None:
-            epoch = self._acquire(call)
-        call.facts["epoch"] = epoch
+        catalog = self._catalog.get(call.command) or self._resolve_row(call)
         plan = self._build(call, catalog)
-        return self._apply_holding(call, catalog, plan, epoch, retry=True)
+        return self._apply_once(call, catalog, plan, retry=True)
+
+    def _resolve_row(self, call: _Call) -> CatalogRow:
+        """The catalog row alone (kept for later applies), in a read-only transaction."""
+        try:
+            [rows] = self.executor.run(apply_statements(call.command), read_only=True)
+            catalog = catalog_row(rows, call.command)
+        except DatabaseError as error:
+            raise _database_stop(error, "resolve", statements=0) from None
+        except CatalogError as error:
+            raise _Stop("refused", "catalog", str(error), statements=0) from None
+        self._catalog[call.command] = catalog
+        return catalog
 
     def _kept_epoch(self) -> int | None:
         """The epoch kept inside ``holding_lease``, while less than half the TTL has passed
-        since it was taken; None when the lease is to be taken (again)."""
+        since it was taken; None when the apply is to take the lease (again)."""
         if self._holding and self._held is not None and (
                 time.monotonic() - self._held_since < self.lease_ttl / 2):
             return self._held
         return None
 
-    def _taken(self, call: _Call, epoch: int, since: float) -> None:
-        """The lease was taken at ``epoch``: kept while holding, else this call gives it back."""
-        if self._holding:
-            self._held, self._held_since = epoch, since
-        else:
-            call.release = epoch
-
-    def _resolve_for_apply(self, call: _Call, epoch: int | None) -> tuple[CatalogRow, int]:
-        """The catalog row and, unless ``epoch`` is kept, the lease, in one transaction."""
-        since = time.monotonic()
-        statements = (apply_statements(call.command, self.lease, self.holder, self.lease_ttl)
-                      if epoch is None else [Statement(CATALOG_ROW.sql, (call.command,))])
-        try:
-            results = self.executor.run(statements)
-        except DatabaseError as error:
-            if error.step == 1:
-                raise self._acquire_stop(error) from None
-            raise _database_stop(error, "resolve", statements=0) from None
-        if epoch is None and results[1]:
-            epoch = _scalar(results[1])
-            if epoch is not None:
-                epoch = int(epoch)
-                self._taken(call, epoch, since)
-        try:
-            catalog = catalog_row(results[0], call.command)
-        except CatalogError as error:
-            self._catalog.pop(call.command, None)
-            raise _Stop("refused", "catalog", str(error), statements=0) from None
-        self._catalog[call.command] = catalog
-        if epoch is None:
-            raise self._held_elsewhere()
-        return catalog, epoch
-
-    def _acquire(self, call: _Call) -> int:
-        since = time.monotonic()
-        statement = Statement(LEASE_ACQUIRE, (self.lease, self.holder, str(self.lease_ttl)))
-        try:
-            epoch = _scalar(self._run_one(statement))
-        except DatabaseError as error:
-            raise self._acquire_stop(error) from None
-        if epoch is None:
-            raise self._held_elsewhere()
-        self._taken(call, int(epoch), since)
-        return int(epoch)
-
-    def _acquire_stop(self, error: DatabaseError) -> _Stop:
-        self._held = None
-        if error.sqlstate == LOCK_NOT_AVAILABLE:
-            return _Stop("refused", "lease_held", f"lease {self.lease} is held by an apply in "
-                         "flight (lock timeout)", statements=0)
-        return _database_stop(error, "lease_acquire", statements=0)
-
-    def _held_elsewhere(self) -> _Stop:
-        self._held = None
-        return _Stop("refused", "lease_held", f"lease {self.lease} is held by another runtime",
-                     statements=0)
-
-    def _apply_holding(self, call: _Call, catalog: CatalogRow, plan: DotCommandPlan,
-                       epoch: int, retry: bool) -> RunResult:
+    def _apply_once(self, call: _Call, catalog: CatalogRow, plan: DotCommandPlan,
+                    retry: bool) -> RunResult:
+        """The apply transaction. The lease is either kept (``holding_lease``: apply_begin
+        names its epoch) or taken by apply_begin's own statement, and then given back at the
+        end of the transaction unless the runtime is to keep it."""
         self._governed(plan, catalog)  # right before the statement runs
+        epoch = self._kept_epoch()
+        taken = None if epoch is not None else (self.lease, self.holder)
+        if epoch is not None:
+            call.facts["epoch"] = epoch
+            begin = Statement(APPLY_BEGIN, (call.command, self.lease, self.holder, str(epoch),
+                                            catalog.binding))
+        else:
+            call.facts.pop("epoch", None)
+            begin = Statement(APPLY_BEGIN_TAKING, (call.command, self.lease, self.holder,
+                                                   self.lease, self.holder,
+                                                   str(self.lease_ttl), catalog.binding))
         statements = [
-            Statement(APPLY_BEGIN, (call.command, self.lease, self.holder, str(epoch),
-                                    catalog.binding)),
+            begin,
             plan.call(),
             log_applied(call.command, call.actor, call.digest, call.evidence(statements=1),
-                        rows_of_step=1, returns_set=catalog.returns_set),
+                        rows_of_step=1, returns_set=catalog.returns_set, taken=taken),
         ]
-        if call.release is not None:  # given back in the same transaction
-            statements.append(self._release_statement(call.release))
+        if taken is not None and not self._holding:  # given back in the same transaction
+            statements.append(Statement(LEASE_RELEASE_HELD, (self.lease, self.holder,
+                                                             self.lease, self.holder)))
+        since = time.monotonic()
         try:
-            _, rows, logged, *_ = self.executor.run(statements)
+            begun, rows, logged, *_ = self.executor.run(statements)
         except OutcomeUnknown as error:
+            self._held = None
             error.correlation_id, error.plan_run_id = call.correlation_id, call.plan_run_id
             raise
         except DatabaseError as error:
             step = APPLY_STEPS[error.step] if error.step is not None else "commit"
+            if step == "apply_begin" and error.sqlstate == LOCK_NOT_AVAILABLE:
+                raise _Stop("refused", "lease_held", f"lease {self.lease} is held by an apply "
+                            "in flight (lock timeout)", statements=0) from None
             if step == "apply_begin" and error.sqlstate == "55000":
-                return self._refused_at_begin(call, catalog, epoch, error, retry)
+                return self._refused_at_begin(call, catalog, error, retry)
             if error.sqlstate == "55000":  # the ledger found the lease lost: take it again
                 self._held = None
             raise _database_stop(error, step, statements=0 if step == "apply_begin" else 1,
                                  ) from None
-        call.release = None
+        if taken is not None and self._holding:
+            self._held, self._held_since = int(_scalar(begun)["epoch"]), since
         return call.result("applied", _scalar(logged),
                            f"applied; {len(rows)} result row(s)", rows)
 
-    def _refused_at_begin(self, call: _Call, catalog: CatalogRow, epoch: int,
-                          error: DatabaseError, retry: bool) -> RunResult:
-        """apply_begin refused (55000): read the catalog row and the gates afresh to say why.
-        A changed binding is applied once more with the fresh row (no command SQL ran); a
-        gate that reads shut is a gate_shut refusal; anything else (the lease lost) stays
-        the database's refusal, and the lease is taken again at the next apply."""
-        fresh, gates = self._resolve(call)
+    def _refused_at_begin(self, call: _Call, catalog: CatalogRow, error: DatabaseError,
+                          retry: bool) -> RunResult:
+        """apply_begin refused (55000): read the catalog row, the gates and the lease afresh
+        to say why. A changed binding is applied once more with the fresh row (no command SQL
+        ran); a gate that reads shut is a gate_shut refusal; a lease another runtime holds a
+        lease_held one; anything else (this runtime's lease lost) stays the database's
+        refusal, and the lease is taken again at the next apply."""
+        self._held = None
+        try:
+            rows, gates, lease = self.executor.run(
+                diagnosis_statements(call.command, self.lease), read_only=True)
+            fresh = catalog_row(rows, call.command)
+        except DatabaseError as problem:
+            raise _database_stop(problem, "resolve", statements=0) from None
+        except CatalogError as problem:
+            self._catalog.pop(call.command, None)
+            raise _Stop("refused", "catalog", str(problem), statements=0) from None
+        self._catalog[call.command] = fresh
         if retry and fresh.binding != catalog.binding:
-            return self._apply_holding(call, fresh, self._build(call, fresh), epoch, retry=False)
-        shut = [gate for gate in required_gates(fresh, "apply") if not gates.get(gate)]
+            return self._apply_once(call, fresh, self._build(call, fresh), retry=False)
+        shut = [gate for gate in required_gates(fresh, "apply")
+                if not gate_states(gates).get(gate)]
         if shut:
             raise _Stop("refused", "gate_shut", f"gate(s) shut: {', '.join(shut)}",
                         statements=0, shut_gates=shut)
-        self._held = None
+        if lease and lease[0]["held"] and lease[0]["holder"] != self.holder:
+            raise _Stop("refused", "lease_held",
+                        f"lease {self.lease} is held by another runtime", statements=0)
         raise _database_stop(error, "apply_begin", statements=0)
-
-    def _release_statement(self, epoch: int) -> Statement:
-        return Statement(LEASE_RELEASE, (self.lease, self.holder, str(epoch)))
 
     def _release(self, epoch: int) -> None:
         try:
-            self._run_one(self._release_statement(epoch))
+            self._run_one(Statement(LEASE_RELEASE, (self.lease, self.holder, str(epoch))))
         except Exception:  # the lease ends at its TTL anyway
             pass
 

@@ -30,10 +30,25 @@ LOG = ("SELECT public.fn_dot_iu_command_log(%s::text, %s::text, %s::text, %s::te
 LOG_WITH_ROWS = ("SELECT public.fn_dot_iu_command_log(%s::text, %s::text, %s::text, %s::text,"
                  " %s::text, %s::jsonb || pg_catalog.jsonb_build_object('result_rows',"
                  " %s::integer))")
-LEASE_ACQUIRE = "SELECT public.fn_dot_iu_runtime_lease_acquire(%s::text, %s::text, %s::integer)"
 LEASE_RELEASE = "SELECT public.fn_dot_iu_runtime_lease_release(%s::text, %s::text, %s::bigint)"
 APPLY_BEGIN = ("SELECT public.fn_dot_iu_runtime_apply_begin(%s::text, %s::text, %s::text,"
                " %s::bigint, %s::text)")
+# apply_begin with the lease taken (or renewed, for its live holder) by the same statement,
+# in the apply's own transaction: the epoch apply_begin checks is the one acquire returns
+# (NULL while another holder has the lease: apply_begin then refuses with 55000).
+APPLY_BEGIN_TAKING = ("SELECT public.fn_dot_iu_runtime_apply_begin(%s::text, %s::text, %s::text,"
+                      " public.fn_dot_iu_runtime_lease_acquire(%s::text, %s::text, %s::integer),"
+                      " %s::text)")
+# The epoch this transaction holds, for the applied row's evidence and the release: the lease
+# row as the view shows it (the runtime took it in this transaction, so it is its own).
+HELD_EPOCH = ("(SELECT l.epoch FROM public.v_dot_iu_runtime_lease AS l"
+              " WHERE l.lease_name = %s::text AND l.holder = %s::text)")
+LOG_WITH_ROWS_AND_EPOCH = (
+    "SELECT public.fn_dot_iu_command_log(%s::text, %s::text, %s::text, %s::text, %s::text,"
+    " %s::jsonb || pg_catalog.jsonb_build_object('result_rows', %s::integer, 'epoch', "
+    + HELD_EPOCH + "))")
+LEASE_RELEASE_HELD = ("SELECT public.fn_dot_iu_runtime_lease_release(%s::text, %s::text, "
+                      + HELD_EPOCH + ")")
 VERIFY_VALIDATE = "SELECT public.fn_iu_collection_validate(%s::uuid)"
 VERIFY_HEALTH = "SELECT public.fn_iu_collection_healthcheck()"
 
@@ -96,11 +111,15 @@ def log(command, mode, status, actor, digest, evidence_json) -> Statement:
 
 
 def log_applied(command, actor, digest, evidence_json, rows_of_step: int,
-                returns_set: bool = True) -> Statement:
+                returns_set: bool = True, taken: tuple[str, str] | None = None) -> Statement:
     """The applied row, with the row count of statement ``rows_of_step`` of the same
     transaction added to its evidence as ``result_rows``. A target that returns no set
     answers ``SELECT target(...)`` with exactly one row, so its count is written as 1 and the
-    executor need not wait for the statement's rows before it sends this one."""
+    executor need not wait for the statement's rows before it sends this one. ``taken``
+    (lease, holder): the lease was taken in this transaction, and its epoch is added to the
+    evidence from the lease row."""
     rows = RowCount(rows_of_step) if returns_set else "1"
-    return Statement(LOG_WITH_ROWS, (command, "apply", "applied", actor, digest, evidence_json,
-                                     rows))
+    params = (command, "apply", "applied", actor, digest, evidence_json, rows)
+    if taken is not None:
+        return Statement(LOG_WITH_ROWS_AND_EPOCH, (*params, *taken))
+    return Statement(LOG_WITH_ROWS, params)
