@@ -18,8 +18,8 @@ and bench/view_latency.png; prints the tables.
 
 Settings (environment):
     BENCH_SIZES         item 2 ledger sizes           (1000,10000,100000,1000000,10000000)
-    BENCH_ROUNDS        item 1 rounds                 (5)
-    BENCH_SECONDS       item 1 seconds per pgbench    (5)
+    BENCH_ROUNDS        item 1 rounds                 (12)
+    BENCH_SECONDS       item 1 seconds per pgbench    (2)
     BENCH_MODES         item 1 pgbench protocols      (simple,prepared)
     BENCH_VIEW_RUNS     item 2 timed runs per view    (7)
     BENCH_TOOL_RUNS     items 3-5 runs                (5)
@@ -60,8 +60,8 @@ import views
 
 DEFAULTS = {
     "BENCH_SIZES": "1000,10000,100000,1000000,10000000",
-    "BENCH_ROUNDS": "5",
-    "BENCH_SECONDS": "5",
+    "BENCH_ROUNDS": "12",
+    "BENCH_SECONDS": "2",
     "BENCH_MODES": "simple,prepared",
     "BENCH_VIEW_RUNS": "7",
     "BENCH_TOOL_RUNS": "5",

@@ -16,7 +16,10 @@ creates ``bench_minimal_log(text, text, text)``, the yardstick: a minimal plpgsq
 vocabulary check, then the baseline's insert).
 Sealing is on: the logger folds on about one run in 1024 and each fold seals what it moves;
 each head logger run records how many seal links it made. A ratio is the variant's tps over the
-baseline's in the same round; the figure is the median ratio.
+baseline's in the same round; the figure is the median ratio. Many short rounds (12 of 2 s by
+default) rather than a few long ones: on a shared 2-core VM the throughput drifts by a fifth
+from one run to the next (CPU steal), and a ratio of two runs seconds apart, over twelve
+rounds, moves less than one of runs half a minute apart over five.
 """
 
 from __future__ import annotations
