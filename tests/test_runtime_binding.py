@@ -107,8 +107,14 @@ def _kind(statements) -> str:
 def rt(pg, login, db_name, rt_db):
     made = runtime(pg, login, db_name)
     made.executor = Counted(made.executor)
+    made.context = (pg, login, db_name)
     yield made
     made.executor.close()
+
+
+def runtime_for(made):
+    """Another runtime on the same database and login as ``made``."""
+    return runtime(*made.context)
 
 
 @pytest.fixture
@@ -428,3 +434,39 @@ $standin$;
     assert lease(rt_db)[:2] == (2, False)
     first.executor.close()
     second.executor.close()
+
+
+def test_a_block_that_ends_after_a_refusal_still_gives_the_lease_back(rt, rt_db):
+    with rt.holding_lease():
+        assert rt.apply("dot_iu_healthcheck", {}, "alice").status == "applied"
+        gate_close(rt_db, RUNTIME_GATE)
+        assert rt.apply("dot_iu_healthcheck", {}, "alice").status == "refused"
+        assert lease(rt_db)[:2] == (1, True)
+    assert lease(rt_db)[:2] == (1, False)  # not left to its TTL
+
+
+def test_a_plan_prepared_after_the_catalog_changed_applies_on_the_fresh_row(rt, rt_db):
+    assert rt.apply("dot_iu_healthcheck", {}, "alice").status == "applied"  # the row is kept
+    rt_db.execute("UPDATE dot_iu_command_catalog SET reversible = NOT reversible"
+                  " WHERE command_name = 'dot_iu_healthcheck'")
+    other = runtime_for(rt)
+    prepared = other.prepare("dot_iu_healthcheck", {})
+    result = rt.apply(prepared, None, "alice")
+    assert result.status == "applied", result
+    other.executor.close()
+
+
+def test_a_lock_timeout_in_apply_begin_is_refused_as_such_and_audited(
+        pg, login, db_name, rt_db, other_session):
+    slow = runtime(pg, login, db_name, executor_options={"lock_timeout": "300ms"})
+    assert slow.apply("dot_iu_healthcheck", {}, "alice").status == "applied"
+    with other_session.transaction():  # a catalog change in flight holds the row
+        other_session.execute("UPDATE dot_iu_command_catalog SET reversible = NOT reversible"
+                              " WHERE command_name = 'dot_iu_healthcheck'")
+        result = slow.apply("dot_iu_healthcheck", {}, "alice")
+    assert (result.status, result.sqlstate) == ("refused", "55P03"), result
+    evidence = runs(rt_db)[-1]["evidence"]
+    assert (evidence["reason"], evidence["step"], evidence["statements"]) == (
+        "lock_timeout", "apply_begin", 0)
+    assert calls(rt_db) == ["fn_iu_collection_healthcheck"]
+    slow.executor.close()

@@ -13,7 +13,9 @@ A refused or failed row says why in ``evidence.reason``: ``actor`` (not a name t
 accepts; recorded under "(no valid actor given)"), ``catalog`` (not catalogued, target not
 resolving or not bindable), ``parameters`` (with the catalogued names ``missing`` and
 ``ill_typed`` and the count of ``unknown`` ones), ``unsafe_statement`` (with its ``kind``),
-``stale_plan``, ``gate_shut`` (with ``shut_gates``), ``lease_held``, or ``database`` (with
+``stale_plan``, ``gate_shut`` (with ``shut_gates``), ``lease_held``, ``lock_timeout`` (55P03
+in apply_begin: it waited too long for another apply, a catalog change or a close), or
+``database`` (with
 ``sqlstate``, ``error_class`` and the ``step`` that raised: resolve, apply_begin (which takes
 the lease too), command, ledger, lease_release, commit or probe).
 
@@ -63,7 +65,6 @@ from substrate.runtime.plan import DotCommandPlan, build_plan, required_gates
 from substrate.runtime.statements import (
     APPLY_BEGIN,
     APPLY_BEGIN_TAKING,
-    LEASE_RELEASE,
     LEASE_RELEASE_HELD,
     VERIFY_HEALTH,
     VERIFY_VALIDATE,
@@ -233,6 +234,7 @@ class OperatorRuntime:
         self._holding = False
         self._held: int | None = None  # the epoch kept from one apply to the next
         self._held_since = 0.0  # time.monotonic() before the acquire that gave it
+        self._took = False  # an apply inside holding_lease() sent a taking of the lease
 
     @contextmanager
     def holding_lease(self) -> Iterator[OperatorRuntime]:
@@ -243,17 +245,18 @@ class OperatorRuntime:
         its epoch. The runtime takes the lease again (the same epoch, a new expiry) in the
         first apply after half its TTL has passed by its own clock, and after an apply the
         database refused for a lease it no longer holds. While the block runs, no other runtime
-        can apply under this lease: hold it only as long as applies follow one another."""
+        can apply under this lease: hold it only as long as applies follow one another. When
+        the block ends, whatever epoch this holder holds is given back (by holder, so an epoch
+        the runtime could not learn, a lost acknowledgement say, is given back too)."""
         if self._holding:
             raise RuntimeError("this runtime already holds its lease from one apply to the next")
-        self._holding = True
+        self._holding, self._took = True, False
         try:
             yield self
         finally:
-            self._holding = False
-            epoch, self._held = self._held, None
-            if epoch is not None:
-                self._release(epoch)
+            self._holding, self._held = False, None
+            if self._took:
+                self._release_held()
 
     # --- the modes ---------------------------------------------------------------------------
 
@@ -309,7 +312,9 @@ class OperatorRuntime:
         """The DotCommandPlan of a call, read from the catalog; records nothing. Raises
         CatalogError, ParameterError, UnsafeStatement or DatabaseError."""
         [rows, _] = self.executor.run(catalog_statements(command), read_only=True)
-        return build_plan(catalog_row(rows, command), params)
+        row = catalog_row(rows, command)
+        self._catalog[command] = row  # an apply of this plan compares it with the kept row
+        return build_plan(row, params)
 
     def reversal(self, command: str) -> Reversal:
         """The inverse command and a rollback note, from the catalog; runs and records nothing.
@@ -437,7 +442,10 @@ class OperatorRuntime:
 
     def _apply(self, call: _Call) -> RunResult:
         call.facts["lease"] = self.lease
-        catalog = self._catalog.get(call.command) or self._resolve_row(call)
+        catalog = self._catalog.get(call.command)
+        if catalog is None or (call.given_plan is not None
+                               and call.given_plan.catalog != catalog):
+            catalog = self._resolve_row(call)  # a DotCommandPlan is judged on a fresh row
         plan = self._build(call, catalog)
         return self._apply_once(call, catalog, plan, retry=True)
 
@@ -488,21 +496,23 @@ class OperatorRuntime:
             statements.append(Statement(LEASE_RELEASE_HELD, (self.lease, self.holder,
                                                              self.lease, self.holder)))
         since = time.monotonic()
+        if taken is not None and self._holding:
+            self._took = True
         try:
             begun, rows, logged, *_ = self.executor.run(statements)
         except OutcomeUnknown as error:
-            self._held = None
+            self._held = None  # taken again at the next apply; given back by holder at the end
             error.correlation_id, error.plan_run_id = call.correlation_id, call.plan_run_id
             raise
         except DatabaseError as error:
             step = APPLY_STEPS[error.step] if error.step is not None else "commit"
             if step == "apply_begin" and error.sqlstate == LOCK_NOT_AVAILABLE:
-                raise _Stop("refused", "lease_held", f"lease {self.lease} is held by an apply "
-                            "in flight (lock timeout)", statements=0) from None
+                raise _Stop("refused", "lock_timeout", "apply_begin waited longer than "
+                            "lock_timeout for a transaction in flight: another apply holding "
+                            "the lease, a change of the catalog row, or a gate close",
+                            error.sqlstate, step=step, statements=0) from None
             if step == "apply_begin" and error.sqlstate == "55000":
                 return self._refused_at_begin(call, catalog, error, retry)
-            if error.sqlstate == "55000":  # the ledger found the lease lost: take it again
-                self._held = None
             raise _database_stop(error, step, statements=0 if step == "apply_begin" else 1,
                                  ) from None
         if taken is not None and self._holding:
@@ -516,8 +526,8 @@ class OperatorRuntime:
         to say why. A changed binding is applied once more with the fresh row (no command SQL
         ran); a gate that reads shut is a gate_shut refusal; a lease another runtime holds a
         lease_held one; anything else (this runtime's lease lost) stays the database's
-        refusal, and the lease is taken again at the next apply."""
-        self._held = None
+        refusal. A kept epoch is forgotten (and the lease taken again at the next apply) only
+        when the lease is no longer this runtime's at that epoch."""
         try:
             rows, gates, lease = self.executor.run(
                 diagnosis_statements(call.command, self.lease), read_only=True)
@@ -528,6 +538,10 @@ class OperatorRuntime:
             self._catalog.pop(call.command, None)
             raise _Stop("refused", "catalog", str(problem), statements=0) from None
         self._catalog[call.command] = fresh
+        row = lease[0] if lease else None
+        if not (row and row["held"] and row["holder"] == self.holder
+                and row["epoch"] == self._held):
+            self._held = None
         if retry and fresh.binding != catalog.binding:
             return self._apply_once(call, fresh, self._build(call, fresh), retry=False)
         shut = [gate for gate in required_gates(fresh, "apply")
@@ -540,9 +554,11 @@ class OperatorRuntime:
                         f"lease {self.lease} is held by another runtime", statements=0)
         raise _database_stop(error, "apply_begin", statements=0)
 
-    def _release(self, epoch: int) -> None:
+    def _release_held(self) -> None:
+        """Give back whatever epoch of the lease this holder holds."""
         try:
-            self._run_one(Statement(LEASE_RELEASE, (self.lease, self.holder, str(epoch))))
+            self._run_one(Statement(LEASE_RELEASE_HELD, (self.lease, self.holder,
+                                                         self.lease, self.holder)))
         except Exception:  # the lease ends at its TTL anyway
             pass
 

@@ -30,7 +30,6 @@ LOG = ("SELECT public.fn_dot_iu_command_log(%s::text, %s::text, %s::text, %s::te
 LOG_WITH_ROWS = ("SELECT public.fn_dot_iu_command_log(%s::text, %s::text, %s::text, %s::text,"
                  " %s::text, %s::jsonb || pg_catalog.jsonb_build_object('result_rows',"
                  " %s::integer))")
-LEASE_RELEASE = "SELECT public.fn_dot_iu_runtime_lease_release(%s::text, %s::text, %s::bigint)"
 APPLY_BEGIN = ("SELECT public.fn_dot_iu_runtime_apply_begin(%s::text, %s::text, %s::text,"
                " %s::bigint, %s::text)")
 # apply_begin with the lease taken (or renewed, for its live holder) by the same statement,
