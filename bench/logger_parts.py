@@ -1,28 +1,50 @@
-"""Item 1b: where the head logger's time goes, part by part, in the server.
+"""Item 1b: where the head logger's work goes, part by part, counted in instructions.
 
-Item 1 compares whole calls from pgbench clients; this item takes the head logger apart. In
-one database at head, with the gates an 'applied' row of dot_iu_add_piece needs open, the bench
-creates copies of the head logger (from its own file in sql_functions/) under other names, each
-with ONE part switched off by an exact edit of its text (a part whose text is no longer found is
-reported, not guessed): the tally fold and the seal it makes, the hold on the gates,
-the gate rule's check, the actor rule, the evidence rules, the read of the live gate snapshot
-(a literal instead); one copy with all of them off; and a second copy of the whole logger,
-whose difference from the first is the noise of the figure. Each variant, the minimal plpgsql
-logger of item 1 and a plain INSERT of the same row run ``CALLS`` times in one statement (the
-plain INSERT in a plpgsql loop), rotated, over ``ROUNDS`` rounds; the figure is microseconds of
-server time per call (median), and what switching a part off saves against the whole logger.
+Item 1 times whole calls from pgbench clients on a shared VM, whose throughput drifts by a
+fifth from one run to the next: a part that costs 2% of a call cannot be told from the noise
+there. This item counts instead. In one database at head, with the gates an 'applied' row of
+dot_iu_add_piece needs open, the bench creates copies of the head logger (from its own file in
+sql_functions/) under other names, each with ONE part switched off by an exact edit of its text
+(a part whose text is no longer found is reported, not guessed): the tally fold and the seal it
+makes, the hold on the gates, the gate rule's check, the actor rule, the evidence rules, the
+read of the live gate snapshot (a literal instead); one copy with all of them off; and a second
+copy of the whole logger, which must count the same as the first (the check that the figure is
+deterministic). Before anything is counted, every copy that keeps the gate rule must refuse an
+applied row while the composer gate is shut, and the copies without it must write one, so an
+edit that switched off more than its part is caught. Then the ledger is emptied, its sequence
+set to a multiple of 1,024 and the tally's watermark brought up to it, and the cluster copied
+once (pg_basebackup). Each variant runs in a single-user backend on a fresh copy of that copy,
+under valgrind's callgrind: ``WARM`` calls, then ``CALLS`` more, each call a simple-protocol
+statement and a transaction of its own, as item 1's clients send them (the plain INSERT of item
+1, parsed and planned on every call; the minimal logger of item 1; the copies). Counting only
+inside exec_simple_query, the instructions of the ``CALLS`` calls are the difference of a run of
+``WARM + CALLS`` and one of ``WARM``. The window holds exactly one of the logger's folds, the one
+that moves (and seals) the 1,024 rows the warm-up wrote, so the fold and its seal are counted at
+their real cost: one row per call. Instructions are not time: code that misses the CPU's caches
+(the executor's start-up, catalog lookups) takes more time per instruction than the parser's
+loops, so a part's share of instructions approximates its share of a call's server time and no
+more. Needs valgrind; without it the item says so and is skipped.
 """
 
 from __future__ import annotations
 
-import time
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
 import gate_windows
-from common import PROJECT_ROOT, Server, log, median, migrated, revisions
-from throughput import DIGEST, head_logger_version, minimal_logger
+import psycopg
+from common import PROJECT_ROOT, Server, log, migrated, revisions
+from throughput import DIGEST, head_logger_version, minimal_logger, statement
 
-CALLS = 5000
-ROUNDS = 15
+from substrate.devdb import server as devdb
+
+WARM = 1024
+CALLS = 1024
+DATABASE = "bench_logger_parts"
+COMPOSER = "iu_core.composer_enabled"
 LOGGER = "public.fn_dot_iu_command_log("
 EVIDENCE_SHAPE = "IF pg_catalog.jsonb_typeof(p_evidence) <> 'object'"
 # The common path's INSERT reads the cached snapshot in a join and checks the gate rule in its
@@ -51,9 +73,11 @@ PARTS = (
     ("tally fold and seal", [
         [("PERFORM public.fn_dot_iu_command_run_tally_fold();", "NULL;")],
     ]),
+    # Only the lock: the IF v_applied around it also guards the applied row's INSERT (the one
+    # with the gate rule), so making that IF false would switch the rule off too.
     ("gate hold (shared advisory lock)", [
-        [("    IF v_applied THEN\n        IF NOT pg_catalog.pg_try_advisory_xact_lock_shared",
-          "    IF false THEN\n        IF NOT pg_catalog.pg_try_advisory_xact_lock_shared")],
+        [("        IF NOT pg_catalog.pg_try_advisory_xact_lock_shared(",
+          "        IF false AND NOT pg_catalog.pg_try_advisory_xact_lock_shared(")],
     ]),
     ("gate rule (the check)", [
         [(GATE_RULE, "\n")],
@@ -83,7 +107,7 @@ PARTS = (
     ]),
 )
 WHOLE = "logger (whole)"
-CONTROL = "logger (whole, a second copy: the noise)"
+CONTROL = "logger (whole, a second copy: must count the same)"
 BARE = "every part above off"
 
 
@@ -114,53 +138,146 @@ def copies(text: str, snapshot: str) -> tuple[dict[str, str], list[str]]:
     return made, missing
 
 
-def loop(function: str) -> str:
-    return (f"SELECT count({function}('dot_iu_add_piece', 'apply', 'applied', 'bench',"
-            f" '{DIGEST}')) FROM generate_series(1, {CALLS})")
+def rule_kept(conn, made: dict[str, str], gate: str) -> None:
+    """Every copy whose switched-off part is not the gate rule still refuses an applied row
+    while ``gate`` is shut (55000), and the copies without the rule write one: an edit that
+    switched off more than its part would make that part's figure lie. Nothing is kept (each
+    call is rolled back); ``gate`` is opened again after."""
+    gate_windows.close_gates(conn, [gate])
+    try:
+        for label, create in made.items():
+            rule_off = label in (BARE, "without gate rule (the check)")
+            try:
+                with conn.transaction(force_rollback=True):
+                    conn.execute(call(function_of(create)))
+                refused = None
+            except psycopg.Error as error:
+                refused = error.sqlstate
+            if rule_off and refused is not None:
+                raise AssertionError(f"{label}: refused with {refused}, but its rule is off")
+            if not rule_off and refused != "55000":
+                raise AssertionError(f"{label}: wrote an applied row with {gate} shut"
+                                     f" ({refused}): its edit switched the gate rule off too")
+    finally:
+        gate_windows.open_gates(conn, [gate])
 
 
-def insert_loop(snapshot: str) -> str:
-    return (f"DO $loop$ BEGIN FOR i IN 1..{CALLS} LOOP INSERT INTO public.dot_iu_command_run"
-            " (command_name, run_mode, run_status, mutating, actor, params_digest, gate_snapshot)"
-            f" VALUES ('dot_iu_add_piece', 'apply', 'applied', true, 'bench', '{DIGEST}',"
-            f" '{snapshot}'); END LOOP; END $loop$")
+def function_of(create: str) -> str:
+    return "public.bench_log_" + create.split("public.bench_log_", 1)[1].split("(", 1)[0]
+
+
+def call(function: str) -> str:
+    return f"SELECT {function}('dot_iu_add_piece', 'apply', 'applied', 'bench', '{DIGEST}')"
+
+
+def aligned(server: Server, gates: list[str]) -> None:
+    """An empty ledger whose next run_id follows a multiple of 1,024, with the tally's watermark
+    up to it and ``gates`` open: the warm-up's last call then records the fold's candidate (the
+    1,024 rows of the warm-up) and the counted window's last call moves and seals them."""
+    sequence = ("pg_get_serial_sequence('public.dot_iu_command_run', 'run_id')")
+    with server.connect(DATABASE) as conn:
+        gate_windows.close_gates(conn, gates)
+        with conn.transaction():
+            conn.execute("SELECT set_config('dot_iu.ledger_maintenance',"
+                         " pg_current_xact_id()::text, true)")
+            conn.execute("TRUNCATE public.dot_iu_command_run, public.iu_gate_transition")
+        gate_windows.open_gates(conn, gates)
+        conn.execute(f"SELECT setval({sequence}, (pg_sequence_last_value({sequence}::regclass)"
+                     " / 1024 + 1) * 1024)")
+        for _ in range(10_000):
+            through, candidate, last = conn.execute(
+                "SELECT w.folded_through, w.candidate_through,"
+                f" pg_sequence_last_value({sequence}::regclass)"
+                " FROM public.dot_iu_command_run_tally_watermark AS w").fetchone()
+            if through == last and candidate in (None, last):
+                return
+            conn.execute("SELECT public.fn_dot_iu_command_run_tally_fold()")
+        raise RuntimeError("the tally's watermark did not reach the ledger's sequence")
+
+
+class Counter:
+    """Single-user backends under callgrind, each on a fresh copy of one base backup."""
+
+    def __init__(self, server: Server, scratch: Path):
+        self.cluster = server.cluster
+        self.scratch = scratch
+        self.base = scratch / "base"
+        user = devdb.server_user()
+        if user:
+            shutil.chown(scratch, user)
+        subprocess.run(self.cluster._as_server([
+            str(self.cluster.bindir / "pg_basebackup"), "-d", server.conninfo(DATABASE),
+            "-D", str(self.base), "-X", "stream", "-c", "fast"]), check=True,
+            capture_output=True)
+
+    def instructions(self, label: str, sql: str, calls: int) -> int:
+        """What ``calls`` runs of ``sql`` count inside exec_simple_query, on a fresh copy."""
+        copy = self.scratch / "copy"
+        shutil.rmtree(copy, ignore_errors=True)
+        subprocess.run(["cp", "-a", str(self.base), str(copy)], check=True)
+        script = self.scratch / "script.sql"
+        script.write_text((sql + ";\n") * calls)
+        script.chmod(0o644)
+        out = self.scratch / "callgrind.out"
+        argv = ["valgrind", "--tool=callgrind", "--collect-atstart=no",
+                "--toggle-collect=exec_simple_query", f"--callgrind-out-file={out}",
+                str(self.cluster.bindir / "postgres"), "--single", "-D", str(copy),
+                *(f"-c{setting}" for setting in devdb.FAST_SETTINGS), DATABASE]
+        with script.open() as stdin:
+            done = subprocess.run(self.cluster._as_server(argv), stdin=stdin,
+                                  capture_output=True, text=True, cwd=self.scratch)
+        errors = [line for line in (done.stdout + done.stderr).splitlines() if "ERROR" in line]
+        if done.returncode != 0 or errors or not out.exists():
+            raise RuntimeError(f"{label}: single-user run failed:"
+                               f" {errors[:3] or done.stderr[-500:]}")
+        totals = [line for line in out.read_text().splitlines()
+                  if line.startswith(("summary:", "totals:"))]
+        out.unlink()
+        shutil.rmtree(copy, ignore_errors=True)
+        return int(totals[0].split()[1])
+
+    def per_call(self, label: str, sql: str) -> float:
+        warm = self.instructions(label, sql, WARM)
+        both = self.instructions(label, sql, WARM + CALLS)
+        return (both - warm) / CALLS
 
 
 def run(server: Server) -> dict:
-    dbname = "bench_logger_parts"
-    revision = migrated(server, dbname, revisions("head")["head"])
+    if not shutil.which("valgrind"):
+        log("logger parts: skipped, valgrind is not installed (apt-get install valgrind)")
+        return {"skipped": "valgrind is not installed (apt-get install valgrind)"}
+    revision = migrated(server, DATABASE, revisions("head")["head"])
     version = head_logger_version()
     text = (PROJECT_ROOT / "sql_functions" / f"fn_dot_iu_command_log.{version}.sql").read_text()
-    with server.connect(dbname) as conn:
-        gate_windows.open_gates(conn, gate_windows.needed(conn, ["dot_iu_add_piece"]))
+    with server.connect(DATABASE) as conn:
+        gates = gate_windows.needed(conn, ["dot_iu_add_piece"])
+        gate_windows.open_gates(conn, gates)
         snapshot = conn.execute(
             "SELECT snapshot::text FROM public.dot_iu_gate_snapshot").fetchone()[0]
         made, missing = copies(text, snapshot)
-        statements = {"plain INSERT (plpgsql loop)": insert_loop(snapshot),
-                      "minimal plpgsql logger": (
-                          "SELECT count(public.bench_minimal_log('dot_iu_add_piece', 'apply',"
-                          " 'applied'))"
-                          f" FROM generate_series(1, {CALLS})")}
-        conn.execute(minimal_logger(snapshot))
-        for label, create in made.items():
+        for create in made.values():
             conn.execute(create)
-            name = create.split("public.bench_log_", 1)[1].split("(", 1)[0]
-            statements[label] = loop(f"public.bench_log_{name}")
-        log(f"logger parts: {len(statements)} variants x {ROUNDS} rounds x {CALLS} calls")
-        us: dict[str, list[float]] = {label: [] for label in statements}
-        labels = list(statements)
-        for number in range(ROUNDS + 1):
-            shift = number % len(labels)
-            for label in labels[shift:] + labels[:shift]:
-                start = time.perf_counter()
-                conn.execute(statements[label])
-                if number:  # the first round warms up
-                    us[label].append((time.perf_counter() - start) * 1e6 / CALLS)
-    server.drop_database(dbname)
-    p50 = {label: median(values) for label, values in us.items()}
+        conn.execute(minimal_logger(snapshot))
+        rule_kept(conn, made, COMPOSER)
+    statements = {
+        "plain INSERT (item 1's baseline)": statement("insert", "'dot_iu_add_piece'", snapshot),
+        "minimal plpgsql logger (item 1)": statement("minimal", "'dot_iu_add_piece'", snapshot),
+        **{label: call(function_of(create)) for label, create in made.items()},
+    }
+    statements = {label: sql.strip().rstrip(";") for label, sql in statements.items()}
+    aligned(server, gates)
+    root = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+    with tempfile.TemporaryDirectory(prefix="bench-callgrind-", dir=root) as scratch:
+        os.chmod(scratch, 0o755)
+        counter = Counter(server, Path(scratch))
+        log(f"logger parts: {len(statements)} variants x 2 callgrind runs"
+            f" ({WARM} and {WARM + CALLS} calls)")
+        counted = {label: counter.per_call(label, sql) for label, sql in statements.items()}
+    server.drop_database(DATABASE)
+    whole = counted[WHOLE]
     return {
-        "revision": revision, "logger": version, "calls": CALLS, "rounds": ROUNDS,
+        "revision": revision, "logger": version, "warm": WARM, "calls": CALLS,
         "missing_parts": missing,
-        "us_per_call": {label: {"p50": p50[label], "runs": us[label]} for label in us},
-        "saved_us": {label: p50[WHOLE] - p50[label] for label in us if label != WHOLE},
+        "instructions_per_call": counted,
+        "saved": {label: whole - value for label, value in counted.items() if label != WHOLE},
     }

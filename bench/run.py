@@ -5,7 +5,8 @@
         BENCH_ROUNDS=2 BENCH_SECONDS=3 .venv/bin/python bench/run.py     # a quick run
 
 Items: (1) logger against plain INSERT throughput, at head and at 0009 (bench/throughput.py),
-(1b) where the head logger's time goes, part by part (bench/logger_parts.py);
+(1b) where the head logger's work goes, part by part, in instructions counted by callgrind
+(bench/logger_parts.py; needs valgrind);
 (2) registry and health view latency, v1 against head, at each ledger size (bench/views.py);
 (3) alembic upgrade head against psql -f of the rendered SQL, (4) the test fixture's template
 clone, (5) substrate drift / verify (bench/tooling.py); (6) logger latency while each upgrade
