@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 
 def _f(value: float, digits: int = 2) -> str:
     return f"{value:,.{digits}f}"
@@ -35,6 +37,14 @@ def machine(results: dict) -> list[str]:
     ]
 
 
+def _spread(ratios: list[float] | None) -> str:
+    """' (middle half a-b, all c-d)' of per-round ratios, or '' without them."""
+    if not ratios or len(ratios) < 4:
+        return ""
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return f" ({q1:.2f}-{q3:.2f}, {min(ratios):.2f}-{max(ratios):.2f})"
+
+
 def throughput(t: dict) -> list[str]:
     labels = list(t["variants"])
     out = [
@@ -65,10 +75,12 @@ def throughput(t: dict) -> list[str]:
         verdicts = ", ".join(
             f"{workload}: {modes['simple'][goal]['ratio_p50']:.3f} "
             f"{'met' if modes['simple'][goal]['ratio_p50'] >= t['goal_ratio'] else 'MISSED'}"
+            f"{_spread(modes['simple'][goal].get('ratios'))}"
             for workload, modes in t["workloads"].items() if "simple" in modes)
         out += ["", f"How to read: the ratio is what the variant keeps of a plain INSERT's tps "
                 f"in the same round; the goal is {goal} >= {t['goal_ratio']} with the default "
-                f"protocol (simple). {verdicts}."]
+                f"protocol (simple). {verdicts}. In brackets, how the per-round ratios spread: "
+                f"the middle half of the rounds, then all of them."]
     if t.get("logger_run_links"):
         links = t["logger_run_links"]
         out.append(f"Sealing: each {goal} run made {links['min']:,} to {links['max']:,} seal "
