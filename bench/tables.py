@@ -98,9 +98,10 @@ def logger_parts(p: dict) -> list[str]:
         f"**1b. Where the logger's work goes** (instructions per call, counted by valgrind's "
         f"callgrind inside exec_simple_query of a single-user backend on a copy of the bench "
         f"cluster: {p['calls']:,} calls after {p['warm']:,} warm ones, each a simple-protocol "
-        f"statement and a transaction of its own, the window holding one fold that seals the "
-        f"1,024 rows of the warm-up; copies of logger {p['logger']} at {p['revision']} with one "
-        f"part switched off each; an 'applied' row of dot_iu_add_piece with its gates open)",
+        f"statement and a transaction of its own, the window holding, for the variants that "
+        f"fold, one fold that seals the {p['warm']:,} rows of the warm-up; copies of logger "
+        f"{p['logger']} at {p['revision']}, owned by its owner role, with one part switched off "
+        f"each; an 'applied' row of dot_iu_add_piece with its gates open)",
         "",
         "| variant | instructions per call | saved against the whole logger |",
         "|---|---:|---:|",
@@ -109,14 +110,18 @@ def logger_parts(p: dict) -> list[str]:
         saved = p["saved"].get(label)
         cell = "" if saved is None else f"{saved:+,.0f} ({saved / whole:+.1%})"
         out.append(f"| {label} | {value:,.0f} | {cell} |")
-    out += ["", "How to read: deterministic (the second copy of the whole logger counts the same, "
-            "give or take a few instructions); a part costs what switching it off saves. "
+    control = p["saved"].get("logger (whole, a second copy)")
+    agree = "" if control is None else (
+        f" (the second copy of the whole logger differs by {abs(control):,.0f} per call)")
+    out += ["", f"How to read: deterministic{agree}; a part costs what switching it off saves. "
             "Instructions are not time: the executor's start-up and catalog lookups miss the "
             "CPU's caches more than the parser's loops, so the logger's share of time (item 1) "
             "is larger than its share of instructions; what a part saves here ranks the parts, "
             "it does not predict item 1's ratio."]
     if p["missing_parts"]:
         out.append(f"Not found in this logger (not measured): {', '.join(p['missing_parts'])}.")
+    if p.get("note"):
+        out.append(p["note"])
     return out
 
 
