@@ -376,10 +376,13 @@ class OperatorRuntime:
     def _run_one(self, statement: Statement, read_only: bool = False) -> list[dict]:
         return self.executor.run([statement], read_only=read_only)[0]
 
-    def _resolve(self, call: _Call) -> tuple[CatalogRow, dict[str, bool]]:
-        """The catalog row (kept for later applies) and the gates, read afresh."""
+    def _read_catalog(self, call: _Call, statements: list) -> tuple[CatalogRow, list]:
+        """Runs ``statements`` in a read-only transaction, the first of them reading the
+        command's catalog row: keeps that row for later applies (forgets it when the command
+        is no longer catalogued, refused as ``catalog``) and returns it with the rows of the
+        other statements."""
         try:
-            rows, gates = self.executor.run(catalog_statements(call.command), read_only=True)
+            rows, *rest = self.executor.run(statements, read_only=True)
             catalog = catalog_row(rows, call.command)
         except DatabaseError as error:
             raise _database_stop(error, "resolve", statements=0) from None
@@ -387,6 +390,11 @@ class OperatorRuntime:
             self._catalog.pop(call.command, None)
             raise _Stop("refused", "catalog", str(error), statements=0) from None
         self._catalog[call.command] = catalog
+        return catalog, rest
+
+    def _resolve(self, call: _Call) -> tuple[CatalogRow, dict[str, bool]]:
+        """The catalog row (kept for later applies) and the gates, read afresh."""
+        catalog, [gates] = self._read_catalog(call, catalog_statements(call.command))
         return catalog, gate_states(gates)
 
     def _build(self, call: _Call, catalog: CatalogRow) -> DotCommandPlan:
@@ -451,14 +459,7 @@ class OperatorRuntime:
 
     def _resolve_row(self, call: _Call) -> CatalogRow:
         """The catalog row alone (kept for later applies), in a read-only transaction."""
-        try:
-            [rows] = self.executor.run(apply_statements(call.command), read_only=True)
-            catalog = catalog_row(rows, call.command)
-        except DatabaseError as error:
-            raise _database_stop(error, "resolve", statements=0) from None
-        except CatalogError as error:
-            raise _Stop("refused", "catalog", str(error), statements=0) from None
-        self._catalog[call.command] = catalog
+        catalog, _ = self._read_catalog(call, apply_statements(call.command))
         return catalog
 
     def _kept_epoch(self) -> int | None:
@@ -528,16 +529,8 @@ class OperatorRuntime:
         lease_held one; anything else (this runtime's lease lost) stays the database's
         refusal. A kept epoch is forgotten (and the lease taken again at the next apply) only
         when the lease is no longer this runtime's at that epoch."""
-        try:
-            rows, gates, lease = self.executor.run(
-                diagnosis_statements(call.command, self.lease), read_only=True)
-            fresh = catalog_row(rows, call.command)
-        except DatabaseError as problem:
-            raise _database_stop(problem, "resolve", statements=0) from None
-        except CatalogError as problem:
-            self._catalog.pop(call.command, None)
-            raise _Stop("refused", "catalog", str(problem), statements=0) from None
-        self._catalog[call.command] = fresh
+        fresh, [gates, lease] = self._read_catalog(
+            call, diagnosis_statements(call.command, self.lease))
         row = lease[0] if lease else None
         if not (row and row["held"] and row["holder"] == self.holder
                 and row["epoch"] == self._held):
