@@ -100,29 +100,29 @@ CONTROL = "logger (whole, a second copy)"
 BARE = "every part above off"
 
 
-def switched_off(text: str, alternatives: list, snapshot: str) -> str | None:
+def switched_off(text: str, alternatives: list) -> str | None:
     """``text`` with the part switched off, or None when no alternative fits it."""
     for edits in alternatives:
         if all(find in text for find, _ in edits):
             for find, replace in edits:  # the first place only: the logger's main path
-                text = text.replace(find, replace.replace("{snapshot}", snapshot), 1)
+                text = text.replace(find, replace, 1)
             return text
     return None
 
 
-def copies(text: str, snapshot: str) -> tuple[dict[str, str], list[str]]:
+def copies(text: str) -> tuple[dict[str, str], list[str]]:
     """{label: CREATE statement} of the logger's copies, and the parts not found."""
     made = {WHOLE: text.replace(LOGGER, "public.bench_log_whole(", 1),
             CONTROL: text.replace(LOGGER, "public.bench_log_control(", 1)}
     missing = []
     bare = text
     for number, (part, alternatives) in enumerate(PARTS):
-        without = switched_off(text, alternatives, snapshot)
+        without = switched_off(text, alternatives)
         if without is None:
             missing.append(part)
             continue
         made[f"without {part}"] = without.replace(LOGGER, f"public.bench_log_part{number}(", 1)
-        bare = switched_off(bare, alternatives, snapshot)
+        bare = switched_off(bare, alternatives)
     made[BARE] = bare.replace(LOGGER, "public.bench_log_bare(", 1)
     return made, missing
 
@@ -250,7 +250,7 @@ def run(server: Server) -> dict:
         gate_windows.open_gates(conn, gates)
         snapshot = conn.execute(
             "SELECT snapshot::text FROM public.dot_iu_gate_snapshot").fetchone()[0]
-        made, missing = copies(text, snapshot)
+        made, missing = copies(text)
         for create in made.values():
             conn.execute(create)
             conn.execute(f"ALTER FUNCTION {function_of(create)}(text, text, text, text, text,"
