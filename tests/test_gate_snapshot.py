@@ -40,8 +40,13 @@ def readings(conn) -> dict:
 
 
 def assert_fresh(conn, what: str) -> None:
-    pgtap.results_eq(conn, SNAPSHOT, [(readings(conn),)],
+    now = readings(conn)
+    pgtap.results_eq(conn, SNAPSHOT, [(now,)],
                      description=f"dot_iu_gate_snapshot equals the readings ({what})")
+    # open_gates, which the logger's gate rule reads, names exactly the gates reading open.
+    pgtap.results_eq(conn, "SELECT open_gates FROM dot_iu_gate_snapshot",
+                     [(sorted(gate for gate, value in now.items() if value == "true"),)],
+                     description=f"open_gates names the gates reading open ({what})")
 
 
 def log(conn) -> dict:
@@ -64,6 +69,14 @@ def test_the_snapshot_row_has_its_shape_triggers_and_no_public_privileges(db):
     pgtap.throws_ok(db, f"INSERT INTO {table} (singleton, snapshot) VALUES (false, '{{}}')",
                     "23514")
     pgtap.throws_ok(db, f"UPDATE {table} SET snapshot = '[]'", "23514")
+    pgtap.col_type_is(db, table, "open_gates", "text[]")
+    pgtap.col_not_null(db, table, "open_gates")
+    pgtap.results_eq(db, "SELECT attgenerated, pg_get_expr(d.adbin, d.adrelid)"
+                     " FROM pg_attribute AS a JOIN pg_attrdef AS d"
+                     " ON (d.adrelid, d.adnum) = (a.attrelid, a.attnum)"
+                     " WHERE a.attrelid = 'dot_iu_gate_snapshot'::regclass"
+                     " AND a.attname = 'open_gates'",
+                     [("s", "fn_dot_iu_gate_open_keys(snapshot)")])
     for table_name, trigger, definition in (
             ("dot_config", "tg_dot_config_gate_snapshot",
              "AFTER INSERT OR DELETE OR UPDATE ON public.dot_config FOR EACH ROW"),
@@ -226,3 +239,47 @@ def test_gate_writers_lock_the_snapshot_row_first_so_two_gates_in_one_transactio
         for gate in (gate_a, gate_b):
             conn.execute(*close_call(gate=gate))
         assert_fresh(conn, "after the gate calls")
+
+
+def test_open_gates_is_generated_from_the_snapshot_and_nobody_writes_it(db):
+    gate_open(db, gate="iu_core.composer_enabled", ttl=600)
+    gate_open(db, gate="iu_core.delivery_enabled", ttl=600)
+    assert_fresh(db, "two gates open")
+    pgtap.results_eq(db, "SELECT open_gates FROM dot_iu_gate_snapshot",
+                     [(["iu_core.composer_enabled", "iu_core.delivery_enabled"],)])
+    # Not even its owner sets it: a column generated ALWAYS (428C9).
+    pgtap.throws_ok(db, "UPDATE dot_iu_gate_snapshot"
+                    " SET open_gates = '{iu_core.vector_sync_enabled}'", "428C9")
+    # Whatever writes the snapshot, the column follows it: a forged row opens what it says,
+    # and the refresh puts both back.
+    db.execute("UPDATE dot_iu_gate_snapshot"
+               """ SET snapshot = '{"b": "true", "a": "true", "c": "x"}'""")
+    pgtap.results_eq(db, "SELECT open_gates FROM dot_iu_gate_snapshot", [(["a", "b"],)])
+    db.execute("SELECT fn_dot_iu_gate_snapshot_refresh()")
+    assert_fresh(db, "refreshed after a forged row")
+
+
+@pytest.mark.parametrize(("snapshot", "keys"), [
+    ('{}', []),
+    ('{"g": "false", "h": "TRUE", "i": " true", "j": null}', []),
+    ('{"g": true}', ["g"]),  # read as ->> reads it, as the logger's readings afresh do
+    ('{"z": "true", "a": "true", "m": "false"}', ["a", "z"]),
+    ('[]', []),
+    ('"true"', []),
+    ('null', []),
+])
+def test_open_keys_names_only_text_true_and_opens_nothing_for_a_non_object(db, snapshot, keys):
+    pgtap.results_eq(db, "SELECT fn_dot_iu_gate_open_keys(%s::jsonb)", [(keys,)],
+                     params=(snapshot,))
+
+
+def test_open_keys_is_immutable_strict_and_the_owners_alone(db):
+    pgtap.results_eq(db, "SELECT provolatile, proisstrict, proowner::regrole::text,"
+                     " array_to_string(proconfig, ',')"
+                     " FROM pg_proc WHERE oid = 'fn_dot_iu_gate_open_keys(jsonb)'::regprocedure",
+                     [("i", True, "dot_iu_owner", "search_path=pg_catalog, pg_temp")])
+    pgtap.results_eq(db, "SELECT fn_dot_iu_gate_open_keys(NULL)", [(None,)])
+    for role in ("PUBLIC", "dot_iu_runtime", "dot_iu_gate_operator", "dot_iu_auditor"):
+        pgtap.results_eq(db, "SELECT has_function_privilege(%s,"
+                         " 'fn_dot_iu_gate_open_keys(jsonb)', 'EXECUTE')", [(False,)],
+                         params=(role.lower() if role == "PUBLIC" else role,))

@@ -83,7 +83,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
         "fn_dot_iu_ledger_seal(text, bigint, bigint)", "fn_dot_iu_ledger_seal_transition()",
         "fn_dot_iu_ledger_retire(timestamp with time zone, text, text)",
         "fn_dot_iu_ledger_seal_guard()", "fn_iu_gate_reads_open(text)",
-        "fn_dot_iu_gate_close_wait()",
+        "fn_dot_iu_gate_close_wait()", "fn_dot_iu_gate_open_keys(jsonb)",
     )},
 }
 # Every package object, by the package's naming (docs/objects.md).

@@ -18,6 +18,7 @@ from runtime_helpers import (
     create_login,
     drop_login,
     gate_close,
+    gate_open,
     login_conninfo,
     prepare_db,
     runs,
@@ -270,6 +271,42 @@ def test_the_logger_refuses_an_applied_row_while_a_needed_gate_is_shut(as_runtim
         pgtap.lives_ok(as_runtime, LOG.replace("'applied'", f"'{status}'"),
                        params=("dot_iu_add_piece", DIGEST))
     assert len(runs(rt_db)) == 2
+
+
+
+DELIVERY_GATE = "iu_core.delivery_enabled"
+
+
+@pytest.mark.parametrize("kept", ["cached", "afresh"])
+def test_the_gate_rule_needs_the_runtime_gate_and_every_required_gate(as_runtime, rt_db, kept):
+    """One containment over the snapshot's open_gates on the cached path, the readings afresh
+    past valid_until: both refuse until every gate the row needs reads open."""
+    rt_db.execute("UPDATE dot_iu_command_catalog SET required_gates = %s"
+                  " WHERE command_name = 'dot_iu_add_piece'", ([COMPOSER_GATE, DELIVERY_GATE],))
+
+    def log():
+        if kept == "afresh":  # the cached snapshot no longer valid: the logger reads afresh
+            rt_db.execute("UPDATE dot_iu_gate_snapshot SET valid_until = '-infinity'")
+        return as_runtime.execute(LOG, ("dot_iu_add_piece", DIGEST))
+
+    pgtap.throws_ok(as_runtime, LOG, "55000", f"shut: {COMPOSER_GATE}, {DELIVERY_GATE}",
+                    params=("dot_iu_add_piece", DIGEST))
+    gate_open(rt_db, COMPOSER_GATE)
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as refused:
+        log()
+    assert refused.value.diag.message_primary.endswith(f"shut: {DELIVERY_GATE}")
+    gate_open(rt_db, DELIVERY_GATE)
+    gate_close(rt_db, RUNTIME_GATE)
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as refused:
+        log()
+    assert refused.value.diag.message_primary.endswith(f"shut: {RUNTIME_GATE}")
+    assert runs(rt_db, "dot_iu_add_piece") == []
+    gate_open(rt_db, RUNTIME_GATE)
+    run_id = log().fetchone()[0]
+    status, snapshot = rt_db.execute("SELECT run_status, gate_snapshot FROM dot_iu_command_run"
+                                     " WHERE run_id = %s", (run_id,)).fetchone()
+    assert status == "applied"
+    assert {snapshot[gate] for gate in (RUNTIME_GATE, COMPOSER_GATE, DELIVERY_GATE)} == {"true"}
 
 
 def test_apply_begin_refuses_a_shut_gate_even_when_the_caller_skips_the_runtime(as_runtime):
