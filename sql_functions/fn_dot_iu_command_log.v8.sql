@@ -9,7 +9,8 @@
 --     there were: about a dozen functions to set up on every call for the same answer;
 --   * what only some rows need after the row is written (finding out why nothing was written,
 --     the gates' rows FOR SHARE outside READ COMMITTED, the plan's use, the tally fold) sits
---     behind one test the common row passes, instead of four.
+--     behind one test the common row passes, where v7 tested for each in turn (an applied row
+--     still reads transaction_isolation in it, as v7 did).
 -- Measured in instructions per call by bench item 1b, in time by item 1 (bench/results.md).
 -- Unchanged from v7: session_login = session_user; the live gate snapshot (p_gate_snapshot
 -- ignored); actor and evidence limits; correlation and plan ids from the evidence; fail-closed

@@ -247,7 +247,7 @@ def test_open_gates_is_generated_from_the_snapshot_and_nobody_writes_it(db):
     assert_fresh(db, "two gates open")
     pgtap.results_eq(db, "SELECT open_gates FROM dot_iu_gate_snapshot",
                      [(["iu_core.composer_enabled", "iu_core.delivery_enabled"],)])
-    # Not even its owner sets it: a column generated ALWAYS (428C9).
+    # Not even a superuser sets it: a column generated ALWAYS (428C9).
     pgtap.throws_ok(db, "UPDATE dot_iu_gate_snapshot"
                     " SET open_gates = '{iu_core.vector_sync_enabled}'", "428C9")
     # Whatever writes the snapshot, the column follows it: a forged row opens what it says,

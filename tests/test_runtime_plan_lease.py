@@ -307,6 +307,18 @@ def test_the_gate_rule_needs_the_runtime_gate_and_every_required_gate(as_runtime
                                      " WHERE run_id = %s", (run_id,)).fetchone()
     assert status == "applied"
     assert {snapshot[gate] for gate in (RUNTIME_GATE, COMPOSER_GATE, DELIVERY_GATE)} == {"true"}
+    # Which path wrote it: the cached path reads the catalog once (its INSERT ... SELECT, where
+    # the containment decides), the readings afresh twice (that INSERT wrote nothing, then the
+    # row is read again). Without this a containment that never matched would pass unnoticed:
+    # the slow path writes the same row.
+    with rt_db.transaction(force_rollback=True):
+        reads = ("SELECT seq_scan + idx_scan FROM pg_stat_xact_user_tables"
+                 " WHERE relid = 'dot_iu_command_catalog'::regclass")
+        before = rt_db.execute(reads).fetchone()[0]
+        if kept == "afresh":
+            rt_db.execute("UPDATE dot_iu_gate_snapshot SET valid_until = '-infinity'")
+        rt_db.execute(LOG, ("dot_iu_add_piece", DIGEST))
+        assert rt_db.execute(reads).fetchone()[0] - before == {"cached": 1, "afresh": 2}[kept]
 
 
 def test_apply_begin_refuses_a_shut_gate_even_when_the_caller_skips_the_runtime(as_runtime):

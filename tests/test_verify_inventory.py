@@ -5,6 +5,7 @@ state and checksums, on a clean database, a drifted one and one at an older revi
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from gate_helpers import set_value
@@ -180,6 +181,34 @@ def test_derived_state_out_of_step_is_a_finding_with_its_repair(capsys, db, db_u
     for repair in ("SELECT fn_dot_iu_gate_snapshot_refresh()",
                    "SELECT fn_dot_iu_command_run_tally_rebuild()"):
         db.execute(repair)
+    assert verify(capsys, "--url", db_url)[0] == 0
+
+
+
+def test_open_gates_left_behind_by_a_replaced_generation_function_is_a_finding(
+        capsys, db, db_url):
+    """A stored generated column keeps its value when its function is replaced: verify
+    recomputes open_gates from the snapshot itself, and a refresh (a rewrite of the row) repairs
+    it."""
+    keys = (Path(__file__).resolve().parents[1] / "sql_functions"
+            / "fn_dot_iu_gate_open_keys.v1.sql").read_text()
+    # Every gate is closed here: a body that names the closed ones writes all of them, then v1
+    # comes back without the row being written again.
+    db.execute(keys.replace("WHERE e.value = 'true'", "WHERE e.value <> 'true'", 1))
+    db.execute("UPDATE dot_iu_gate_snapshot SET snapshot = snapshot")
+    db.execute(keys)
+    assert len(db.execute("SELECT open_gates FROM dot_iu_gate_snapshot").fetchone()[0]) == 9
+    assert db.execute("SELECT fn_dot_iu_gate_open_keys(snapshot) FROM dot_iu_gate_snapshot"
+                      ).fetchone()[0] == []
+    code, out = verify(capsys, "--url", db_url, "--json")
+    report = json.loads(out)["sections"]["derived"]
+    assert code == 1 and report["gate_snapshot"] == "STALE"
+    assert report["findings"] == [
+        "public.dot_iu_gate_snapshot.open_gates differs from the gates its snapshot reads open:"
+        " the logger's gate rule reads it (repair: SELECT"
+        " public.fn_dot_iu_gate_snapshot_refresh())"]
+    db.execute("SELECT fn_dot_iu_gate_snapshot_refresh()")
+    assert db.execute("SELECT open_gates FROM dot_iu_gate_snapshot").fetchone()[0] == []
     assert verify(capsys, "--url", db_url)[0] == 0
 
 

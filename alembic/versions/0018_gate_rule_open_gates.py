@@ -5,19 +5,23 @@ Revises: 0017_runtime_binding
 
 Creates (docs/objects.md, docs/gates.md):
 - fn_dot_iu_gate_open_keys(p_snapshot jsonb) v1: the keys of a gate snapshot that read open
-  ('true'), sorted. IMMUTABLE; EXECUTE for the owner role only;
+  ('true'), in byte order. IMMUTABLE; EXECUTE for the owner role only;
 - dot_iu_gate_snapshot.open_gates text[], GENERATED ALWAYS AS (fn_dot_iu_gate_open_keys(snapshot))
-  STORED: the gates the cached snapshot reads open, computed by the database from the snapshot
-  on every write of the row, so the two never disagree and no writer can set it;
+  STORED: the gates the cached snapshot reads open, computed by the database whenever the
+  snapshot is written, so no writer can set it (verify recomputes it from the snapshot);
 - fn_dot_iu_command_log v8 (same signature, contract and refusals): an applied apply row's gate
-  rule is `open_gates @> (runtime gate || required_gates)`, one function where v7 set up about
-  a dozen on every call, and what only some rows need after the row is written sits behind one
-  test. bench/results.md (items 1 and 1b) has the figures.
+  rule is one containment, `open_gates @> (runtime gate || required_gates)`, where v7 set up
+  about a dozen functions on every call, and what only some rows need after the row is written
+  sits behind one test. bench/results.md (items 1 and 1b) has the figures.
 Grants: the new function's EXECUTE stays with the owner role (REVOKE ALL FROM PUBLIC); the
 logger keeps its grants (CREATE OR REPLACE); the table's grants cover the new column. Locks:
 adding a stored generated column rewrites dot_iu_gate_snapshot, one row, under ACCESS EXCLUSIVE
-held until the step commits, a few milliseconds: a logger call or a gate write waits for it,
-and the step waits at most lock_timeout for one in flight. The run ledger is not touched.
+held until the step commits, a few milliseconds: logger calls, applies and gate writes queue
+behind it. The step itself waits for every transaction that read the row, an apply in flight
+included (fn_dot_iu_runtime_apply_begin reads it first and holds it until the apply commits),
+at most lock_timeout: an apply running longer makes the step fail with 55P03, and it is run
+again. It locks no other table, so no logger meets it in the deadlock detector. The run ledger
+is not touched.
 Requires: 0017_runtime_binding.
 Reverses: fn_dot_iu_command_log v7 and its comment, then the column, then the function. Refuses
 nothing: the column is derived from the snapshot, which stays.
@@ -35,12 +39,12 @@ depends_on = None
 SNAPSHOT = "public.dot_iu_gate_snapshot"
 OPEN_KEYS = "public.fn_dot_iu_gate_open_keys(jsonb)"
 OPEN_KEYS_COMMENT = (
-    "The keys of a gate snapshot that read open ('true'), sorted; '{}' when none does. The "
-    "expression of dot_iu_gate_snapshot.open_gates."
+    "The keys of a gate snapshot that read open ('true'), in byte order; '{}' when none does. "
+    "The expression of dot_iu_gate_snapshot.open_gates."
 )
 OPEN_GATES_COMMENT = (
-    "The gates the snapshot reads open, sorted: generated from snapshot by "
-    "fn_dot_iu_gate_open_keys on every write of the row. The logger's gate rule: an applied "
+    "The gates the snapshot reads open, in byte order: generated from snapshot by "
+    "fn_dot_iu_gate_open_keys whenever snapshot is written. The logger's gate rule: an applied "
     "apply row is written from the cached snapshot only when it contains the runtime gate and "
     "every gate of the command's required_gates."
 )

@@ -9,7 +9,11 @@ can be checked without a pass over the ledger:
   it is valid (``valid_until`` ahead; past it the logger computes the readings itself, so an
   old row is no finding); before 0011 it must equal the values ``dot_config`` holds for the
   gates of ``fn_iu_gate_classes()``. A finding otherwise, with the repair:
-  ``SELECT fn_dot_iu_gate_snapshot_refresh()``;
+  ``SELECT fn_dot_iu_gate_snapshot_refresh()``. From 0018_gate_rule_open_gates its generated
+  column ``open_gates``, which the logger's gate rule reads, must name exactly the keys the
+  snapshot reads open (``'true'``, in byte order), recomputed here without the owner's
+  generation function: a stored generated column keeps its value when that function is
+  replaced, until the row is written again. Same repair (a refresh rewrites the row);
 - ``dot_iu_command_run_tally_watermark``: its one row must exist (a finding otherwise, with the
   repair: ``SELECT fn_dot_iu_command_run_tally_rebuild()``); reported: where it stands and how
   many ledger rows the views read past it (a primary-key range), which grows only while folds
@@ -34,6 +38,17 @@ SELECT s.valid_until <= pg_catalog.clock_timestamp()
                                    g.gate_key, CASE WHEN g.reads_open THEN 'true' ELSE 'false' END)
                           FROM public.fn_iu_gate_state(NULL) AS g)
   FROM public.dot_iu_gate_snapshot AS s"""
+# The generated column against its source, spelled here as fn_dot_iu_gate_open_keys v1 spells it
+# (verify may run as the auditor, who cannot execute that function).
+OPEN_GATES = """
+SELECT s.open_gates IS NOT DISTINCT FROM ARRAY(
+           SELECT e.key FROM pg_catalog.jsonb_each_text(s.snapshot) AS e
+            WHERE e.value = 'true' ORDER BY e.key COLLATE "C")
+  FROM public.dot_iu_gate_snapshot AS s"""
+HAS_OPEN_GATES = """
+SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute AS a
+                WHERE a.attrelid = 'public.dot_iu_gate_snapshot'::pg_catalog.regclass
+                  AND a.attname = 'open_gates' AND NOT a.attisdropped)"""
 VALUES = """
 SELECT s.snapshot = (SELECT coalesce(jsonb_object_agg(c.key, c.value), '{}')
                        FROM public.dot_config AS c
@@ -52,6 +67,10 @@ def _gate_snapshot(conn) -> tuple[str, list[str]]:
     if not rows[0][0]:
         return "STALE", [f"{SNAPSHOT} differs from what the gate readers say"
                          " (repair: SELECT public.fn_dot_iu_gate_snapshot_refresh())"]
+    if conn.execute(HAS_OPEN_GATES).fetchone()[0] and not conn.execute(OPEN_GATES).fetchone()[0]:
+        return "STALE", [f"{SNAPSHOT}.open_gates differs from the gates its snapshot reads open:"
+                         " the logger's gate rule reads it (repair: SELECT"
+                         " public.fn_dot_iu_gate_snapshot_refresh())"]
     return "fresh", []
 
 
