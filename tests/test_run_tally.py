@@ -420,6 +420,17 @@ def test_the_1024th_run_id_folds_inside_the_writing_transaction(db):
     assert_exact(db, "folded by the logger")
 
 
+
+def test_the_1024th_run_id_folds_also_when_written_with_the_readings_afresh(db):
+    """Past the cached snapshot's validity the logger's first INSERT writes nothing and the row
+    is written again with the readings afresh: the fold on its run_id still comes after it."""
+    db.execute("SELECT setval(pg_get_serial_sequence('dot_iu_command_run', 'run_id'), 1023)")
+    db.execute("UPDATE dot_iu_gate_snapshot SET valid_until = '-infinity'")
+    run_id = log(db, mode="plan", status="planned")
+    pgtap.results_eq(db, "SELECT max(run_id) FROM dot_iu_command_run", [(1024,)])
+    pgtap.results_eq(db, MARK, [(0, 1024, [])])
+    assert run_id == 1024
+
 def test_a_fold_that_rolls_back_moves_nothing(db):
     log(db)
     log(db, "dot_iu_healthcheck", "plan", "planned")
