@@ -100,8 +100,9 @@ def logger_parts(p: dict) -> list[str]:
         f"cluster: {p['calls']:,} calls after {p['warm']:,} warm ones, each a simple-protocol "
         f"statement and a transaction of its own, the window holding, for the variants that "
         f"fold, one fold that seals the {p['warm']:,} rows of the warm-up; copies of logger "
-        f"{p['logger']} at {p['revision']}, created by its owner role as the shipped one is, with one part switched off "
-        f"each; an 'applied' row of dot_iu_add_piece with its gates open)",
+        f"{p['logger']} at {p['revision']}, created by its owner role as the shipped one is, "
+        f"with one part switched off each; an 'applied' row of dot_iu_add_piece with its gates "
+        f"open)",
         "",
         "| variant | instructions per call | saved against the whole logger |",
         "|---|---:|---:|",
