@@ -25,13 +25,7 @@ that moves (and seals) the 1,024 rows the warm-up wrote, so the fold and its sea
 their real cost: one row per call. Instructions are not time: code that misses the CPU's caches
 (the executor's start-up, catalog lookups) takes more time per instruction than the parser's
 loops, so a part's share of instructions approximates its share of a call's server time and no
-more. Needs valgrind; without it the item says so and the count is skipped.
-
-The same variants are also timed, by item 1's measure (its clients, protocol and rounds: pgbench
-runs of each rotated within every round, the ledger emptied and the gates opened afresh before
-each run, the figure the median per-round ratio of tps to the plain INSERT's): what switching a
-part off buys in time, and what the logger keeps of a plain INSERT with every part off. Timing
-needs no valgrind.
+more. Needs valgrind; without it the item says so and is skipped.
 """
 
 from __future__ import annotations
@@ -43,10 +37,9 @@ import tempfile
 from pathlib import Path
 
 import gate_windows
-import pgbench
 import psycopg
-from common import PROJECT_ROOT, Server, log, median, migrated, revisions
-from throughput import DIGEST, Ledgers, head_logger_version, minimal_logger, statement
+from common import PROJECT_ROOT, Server, log, migrated, revisions
+from throughput import DIGEST, head_logger_version, minimal_logger, statement
 
 from substrate.devdb import server as devdb
 
@@ -109,7 +102,6 @@ PARTS = (
          (INPUT_TEST_END, INPUT_TEST_END.replace("') THEN", "')) THEN", 1))],
     ]),
 )
-BASELINE = "plain INSERT (item 1's baseline)"
 WHOLE = "logger (whole)"
 CONTROL = "logger (whole, a second copy)"
 BARE = "every part above off"
@@ -253,34 +245,10 @@ class Counter:
         return (both - warm) / CALLS
 
 
-def timed(server: Server, statements: dict[str, str], gates: list[str], rounds: int,
-          seconds: int) -> dict:
-    """Item 1's measure for every variant but the control copy: {label: median ratio of tps to
-    the baseline's in the same round}, with the per-round ratios."""
-    labels = [label for label in statements if label != CONTROL]
-    ledgers = Ledgers(server, {"head": DATABASE}, gates)
-    ratios: dict[str, list[float]] = {label: [] for label in labels}
-    log(f"logger parts: timing {len(labels)} variants, {rounds} round(s) x {seconds}s")
-    with tempfile.TemporaryDirectory(prefix="bench-parts-") as scratch:
-        scripts = {}
-        for number, label in enumerate(labels):
-            scripts[label] = Path(scratch) / f"variant-{number}.sql"
-            scripts[label].write_text(statements[label] + ";\n")
-        for number in range(rounds):
-            shift = number % len(labels)
-            tps = {}
-            for label in labels[shift:] + labels[:shift]:
-                ledgers.empty("head")
-                tps[label] = pgbench.tps(server, DATABASE, scripts[label], seconds, "simple")
-            for label in labels:
-                ratios[label].append(tps[label] / tps[BASELINE])
-    return {"rounds": rounds, "seconds": seconds, "clients": pgbench.CLIENTS,
-            "threads": pgbench.THREADS, "mode": "simple",
-            "ratio": {label: median(values) for label, values in ratios.items()},
-            "ratios": ratios}
-
-
-def run(server: Server, rounds: int, seconds: int) -> dict:
+def run(server: Server) -> dict:
+    if not shutil.which("valgrind"):
+        log("logger parts: skipped, valgrind is not installed (apt-get install valgrind)")
+        return {"skipped": "valgrind is not installed (apt-get install valgrind)"}
     revision = migrated(server, DATABASE, revisions("head")["head"])
     version = head_logger_version()
     text = (PROJECT_ROOT / "sql_functions" / f"fn_dot_iu_command_log.{version}.sql").read_text()
@@ -297,18 +265,11 @@ def run(server: Server, rounds: int, seconds: int) -> dict:
         conn.execute("RESET ROLE")
         rule_kept(conn, made, COMPOSER)
     statements = {
-        BASELINE: statement("insert", "'dot_iu_add_piece'", snapshot),
+        "plain INSERT (item 1's baseline)": statement("insert", "'dot_iu_add_piece'", snapshot),
         "minimal plpgsql logger (item 1)": statement("minimal", "'dot_iu_add_piece'", snapshot),
         **{label: call(function_of(create)) for label, create in made.items()},
     }
     statements = {label: sql.strip().rstrip(";") for label, sql in statements.items()}
-    result = {"revision": revision, "logger": version, "warm": WARM, "calls": CALLS,
-              "missing_parts": missing,
-              "time": timed(server, statements, gates, rounds, seconds)}
-    if not shutil.which("valgrind"):
-        log("logger parts: not counted, valgrind is not installed (apt-get install valgrind)")
-        server.drop_database(DATABASE)
-        return {**result, "skipped": "valgrind is not installed (apt-get install valgrind)"}
     aligned(server, gates)
     root = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
     with tempfile.TemporaryDirectory(prefix="bench-callgrind-", dir=root) as scratch:
@@ -320,7 +281,8 @@ def run(server: Server, rounds: int, seconds: int) -> dict:
     server.drop_database(DATABASE)
     whole = counted[WHOLE]
     return {
-        **result,
+        "revision": revision, "logger": version, "warm": WARM, "calls": CALLS,
+        "missing_parts": missing,
         "instructions_per_call": counted,
         "saved": {label: whole - value for label, value in counted.items() if label != WHOLE},
     }

@@ -6,7 +6,7 @@
 
 Items: (1) logger against plain INSERT throughput, at head and at 0009 (bench/throughput.py),
 (1b) where the head logger's work goes, part by part, in instructions counted by callgrind
-(needs valgrind) and in item 1's time (bench/logger_parts.py);
+(bench/logger_parts.py; needs valgrind);
 (2) registry and health view latency, v1 against head, at each ledger size (bench/views.py);
 (3) alembic upgrade head against psql -f of the rendered SQL, (4) the test fixture's template
 clone, (5) substrate drift / verify (bench/tooling.py); (6) logger latency while each upgrade
@@ -19,8 +19,8 @@ and bench/view_latency.png; prints the tables.
 
 Settings (environment):
     BENCH_SIZES         item 2 ledger sizes           (1000,10000,100000,1000000,10000000)
-    BENCH_ROUNDS        items 1, 1b rounds            (12)
-    BENCH_SECONDS       items 1, 1b seconds per pgbench (2)
+    BENCH_ROUNDS        item 1 rounds                 (12)
+    BENCH_SECONDS       item 1 seconds per pgbench    (2)
     BENCH_MODES         item 1 pgbench protocols      (simple,prepared)
     BENCH_VIEW_RUNS     item 2 timed runs per view    (7)
     BENCH_TOOL_RUNS     items 3-5 runs                (5)
@@ -170,8 +170,7 @@ def main() -> int:
                 server, int(setting("BENCH_ROUNDS")), int(setting("BENCH_SECONDS")),
                 setting("BENCH_MODES").split(","))
         if "logger_parts" in items:
-            results["logger_parts"] = logger_parts.run(
-                server, int(setting("BENCH_ROUNDS")), int(setting("BENCH_SECONDS")))
+            results["logger_parts"] = logger_parts.run(server)
         if "readers" in items:
             results["readers"] = readers.run(server, int(setting("BENCH_READER_CALLS")))
         if "runtime" in items:

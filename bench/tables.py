@@ -89,62 +89,36 @@ def throughput(t: dict) -> list[str]:
 
 
 def logger_parts(p: dict) -> list[str]:
-    timed = p.get("time")
-    if p.get("skipped") and not timed:
+    if p.get("skipped"):
         return ["", f"**1b. Where the logger's work goes**: skipped, {p['skipped']}."]
-    counted = p.get("instructions_per_call", {})
-    whole = counted.get("logger (whole)")
-    ratio = timed["ratio"] if timed else {}
-    what = []
-    if counted:
-        what.append(
-            f"instructions per call, counted by valgrind's callgrind inside exec_simple_query of "
-            f"a single-user backend on a copy of the bench cluster: {p['calls']:,} calls after "
-            f"{p['warm']:,} warm ones, each a simple-protocol statement and a transaction of its "
-            f"own, the window holding, for the variants that fold, one fold that seals the "
-            f"{p['warm']:,} rows of the warm-up")
-    if timed:
-        what.append(
-            f"time as item 1 measures it: pgbench, {timed['clients']} clients, "
-            f"{timed['threads']} threads, -M {timed['mode']}, {timed['rounds']} rounds x "
-            f"{timed['seconds']} s per variant, rotated, the median per-round ratio of tps to "
-            f"the plain INSERT's")
+    counted = p["instructions_per_call"]
+    whole = counted["logger (whole)"]
     out = [
         "",
-        f"**1b. Where the logger's work goes** ({'; '.join(what)}; copies of logger "
+        f"**1b. Where the logger's work goes** (instructions per call, counted by valgrind's "
+        f"callgrind inside exec_simple_query of a single-user backend on a copy of the bench "
+        f"cluster: {p['calls']:,} calls after {p['warm']:,} warm ones, each a simple-protocol "
+        f"statement and a transaction of its own, the window holding, for the variants that "
+        f"fold, one fold that seals the {p['warm']:,} rows of the warm-up; copies of logger "
         f"{p['logger']} at {p['revision']}, created by its owner role as the shipped one is, "
         f"with one part switched off each; an 'applied' row of dot_iu_add_piece with its gates "
         f"open)",
         "",
-        "| variant | instructions per call | saved against the whole logger "
-        "| time: ratio to plain INSERT |",
-        "|---|---:|---:|---:|",
+        "| variant | instructions per call | saved against the whole logger |",
+        "|---|---:|---:|",
     ]
-    for label in dict.fromkeys([*counted, *ratio]):
-        value = counted.get(label)
-        saved = p.get("saved", {}).get(label)
-        cells = ["" if value is None else f"{value:,.0f}",
-                 "" if saved is None else f"{saved:+,.0f} ({saved / whole:+.1%})",
-                 "" if label not in ratio else f"{ratio[label]:.3f}"]
-        out.append(f"| {label} | {' | '.join(cells)} |")
-    notes = []
-    if counted:
-        control = p["saved"].get("logger (whole, a second copy)")
-        agree = "" if control is None else (
-            f" (the second copy of the whole logger differs by {abs(control):,.0f} per call)")
-        notes.append(
-            f"instructions are deterministic{agree}; a part costs what switching it off saves. "
+    for label, value in counted.items():
+        saved = p["saved"].get(label)
+        cell = "" if saved is None else f"{saved:+,.0f} ({saved / whole:+.1%})"
+        out.append(f"| {label} | {value:,.0f} | {cell} |")
+    control = p["saved"].get("logger (whole, a second copy)")
+    agree = "" if control is None else (
+        f" (the second copy of the whole logger differs by {abs(control):,.0f} per call)")
+    out += ["", f"How to read: deterministic{agree}; a part costs what switching it off saves. "
             "Instructions are not time: the executor's start-up and catalog lookups miss the "
-            "CPU's caches more than the parser's loops, so a part's share of instructions ranks "
-            "the parts and does not predict its share of time")
-    else:
-        notes.append(f"instructions not counted: {p['skipped']}")
-    if timed:
-        notes.append(
-            "the time column is item 1's measure on the same copies, as noisy as item 1 "
-            "(a part under about 0.03 cannot be told from the noise); its last row is what "
-            "the logger would keep of a plain INSERT with every part above switched off")
-    out += ["", "How to read: " + "; ".join(notes) + "."]
+            "CPU's caches more than the parser's loops, so the logger's share of time (item 1) "
+            "is larger than its share of instructions; what a part saves here ranks the parts, "
+            "it does not predict item 1's ratio."]
     if p["missing_parts"]:
         out.append(f"Not found in this logger (not measured): {', '.join(p['missing_parts'])}.")
     if p.get("note"):
