@@ -96,8 +96,8 @@ lint: install ## ruff on the Python, squawk on the rendered upgrade SQL
 
 # The performance figures, on a throw-away embedded server on tmpfs: writes bench/results.json,
 # bench/results.md and bench/view_latency.png (BENCH_SIZES=10000,100000 for a quick run; the
-# other BENCH_* settings are listed in bench/run.py). The full run takes about 20 minutes.
-bench: install ## the performance figures (about 20 minutes; BENCH_*=...)
+# other BENCH_* settings are listed in bench/run.py). The full run takes about 35 minutes.
+bench: install ## the performance figures (about 35 minutes; BENCH_*=...)
 	$(PY) -m pip install --quiet 'matplotlib>=3.7,<4'
 	$(PY) bench/run.py
 
