@@ -27,7 +27,7 @@ from substrate.runtime.errors import (
     UnsafeStatement,
 )
 from substrate.runtime.executors import Executor, RowCount, Statement, psycopg_executor
-from substrate.runtime.params import TypedParam
+from substrate.runtime.params import JSON_NULL, TypedParam
 from substrate.runtime.plan import RUNTIME_GATE, DotCommandPlan, required_gates
 from substrate.runtime.psql import psql_executor
 from substrate.runtime.runtime import (
@@ -40,7 +40,7 @@ from substrate.runtime.runtime import (
 from substrate.runtime.statements import _assert_governed, governed_statement
 
 __all__ = [
-    "DEFAULT_LEASE", "REFUSAL_SQLSTATES", "RUNTIME_GATE", "CatalogError", "CatalogRow",
+    "DEFAULT_LEASE", "JSON_NULL", "REFUSAL_SQLSTATES", "RUNTIME_GATE", "CatalogError", "CatalogRow",
     "DatabaseError", "DotCommandPlan", "Executor", "ExecutorUnavailable", "OperatorRuntime",
     "OperatorRuntimeError", "OutcomeUnknown", "ParameterError", "Reversal", "RowCount",
     "RunResult", "Statement", "TypedParam", "UnsafeStatement", "_assert_governed",

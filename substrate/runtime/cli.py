@@ -9,19 +9,26 @@ which records exactly one run-ledger row for it (refusals included). Values are 
 and typed from the catalogued signature; arrays and jsonb are written as JSON
 (``--param piece_ids='["…", "…"]'``). ``--plan`` (apply only) binds the apply to a planned run.
 Without ``--correlation-id`` a new one is made (a plan-bound apply inherits its plan's).
-``--executor psql`` runs the ``psql`` found on PATH with the URL's host, port, user, database
-and password.
+``--executor psql`` runs the ``psql`` found on PATH with every setting of the URL (sslmode,
+sslrootcert, options and the rest travel with host, port, user and database; the password in
+PGPASSWORD, never on a command line; a URL with ``sslpassword`` is refused for psql). Both
+executors bound each statement by ``$SUBSTRATE_STATEMENT_TIMEOUT`` when it is set (else 5
+minutes).
 
 Exit codes: 0 planned, applied or verified (reversal: reported); 1 refused or failed
 (reversal: not catalogued); 2 could not run (bad arguments, no database, a malformed URL, an
-unreachable server, a commit whose outcome is unknown). One line on stderr for every error,
-never a traceback.
+unreachable server, a commit whose outcome is unknown, an argument that is not valid text).
+One line on stderr for every error, never a traceback. Output that cannot be written (a reader
+that closed the pipe, a full disk) does not change the exit code: the run happened and is
+recorded; characters the terminal's encoding lacks are written as backslash escapes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 import uuid
 
@@ -35,6 +42,10 @@ MODES = {
 }
 ROWS_SHOWN = 5
 ROW_WIDTH = 200
+# Bytes a shell passed that are not UTF-8 reach Python as lone surrogates.
+SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Settings psql cannot be given without putting a secret on its command line.
+PSQL_SECRET_KEYS = frozenset({"password", "sslpassword"})
 
 
 def _uuid(text: str) -> str:
@@ -95,23 +106,52 @@ def _executor(args):
     from substrate.runtime import psql_executor, psycopg_executor
 
     url = connect.resolve_url(args.url)
+    connect_s, statement_s = connect.timeouts(statement_default=300.0)
+    statement_timeout = f"{round(statement_s * 1000)}ms"
     if args.executor == "psycopg":
-        return psycopg_executor(connect.connect(url, application_name="substrate run"))
+        return psycopg_executor(connect.connect(url, application_name="substrate run",
+                                                connect_timeout=connect_s,
+                                                statement_timeout=statement_s),
+                                statement_timeout=statement_timeout)
     from psycopg.conninfo import conninfo_to_dict
 
-    info = conninfo_to_dict(connect.to_conninfo(url))
+    try:
+        info = conninfo_to_dict(connect.to_conninfo(url))
+    except Exception as error:  # psycopg's ProgrammingError: a malformed URL
+        raise connect.CannotConnect(f"malformed database URL: {error}") from None
+    if "sslpassword" in info:
+        raise ValueError("the psql executor cannot take a URL with sslpassword (it would go on "
+                         "psql's command line): use --executor psycopg")
+    settings = {key: str(value) for key, value in info.items()
+                if key not in PSQL_SECRET_KEYS | {"host", "port", "user", "dbname"}}
     return psql_executor(info.get("host"), info.get("port"), info.get("user"),
-                         info.get("dbname"), password=info.get("password"))
+                         info.get("dbname"), password=info.get("password"),
+                         connect_timeout=int(settings.pop("connect_timeout", connect_s)),
+                         statement_timeout=statement_timeout, extra=settings)
 
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _not_text(args) -> str | None:
+    """COMMAND or --url when it is not valid text (bytes that are not UTF-8): no call can be
+    made of it. (An actor or a parameter that is not is the runtime's to refuse, and record.)"""
+    return next((option for option, text in (("COMMAND", args.name), ("--url", args.url))
+                 if isinstance(text, str) and SURROGATE.search(text)), None)
+
+
 def _main(args) -> int:
     from substrate.runtime import ExecutorUnavailable, OutcomeUnknown
 
+    for stream in (sys.stdout, sys.stderr):  # never an encoding error on the way out
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     prog = f"substrate run {args.mode}"
+    bad = _not_text(args)
+    if bad:
+        print(f"{prog}: {bad} is not valid text (bytes that are not UTF-8)", file=sys.stderr)
+        return EXIT_CANNOT_CHECK
     try:
         params = _params(getattr(args, "param", []))
         executor = _executor(args)
@@ -126,16 +166,48 @@ def _main(args) -> int:
             return _reversal(executor, args, prog)
         return _run(executor, args, prog, params, correlation)
     except OutcomeUnknown as error:
-        where = (f"correlation {error.correlation_id}" if error.correlation_id
-                 else f"plan_run_id {error.plan_run_id}")
-        print(f"{prog}: outcome unknown: {_one_line(error)}; an auditor finds the applied row, "
-              f"if it committed, by {where} in dot_iu_command_run", file=sys.stderr)
+        where = " and ".join(
+            [f"correlation {error.correlation_id}"] * bool(error.correlation_id)
+            + [f"plan_run_id {error.plan_run_id}"] * (error.plan_run_id is not None))
+        what = "the call's rows" if error.mode == "apply" else "the call's row"
+        print(f"{prog}: outcome unknown: {_one_line(error)}; an auditor finds {what}, if "
+              f"anything committed, by {where or 'its time and actor'} in dot_iu_command_run",
+              file=sys.stderr)
         return EXIT_CANNOT_CHECK
     except ExecutorUnavailable as error:
         print(f"{prog}: {_one_line(error)}", file=sys.stderr)
         return EXIT_CANNOT_CHECK
     finally:
         executor.close()
+
+
+def _written(code: int, prog: str, write) -> int:
+    """``write()`` the output of a call that has happened; ``code`` whatever becomes of it. A
+    reader that closed the pipe (``| head``) ends the output quietly; any other write error
+    says so in one line on stderr."""
+    try:
+        write()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_to_devnull()
+    except OSError as error:
+        _stdout_to_devnull()
+        try:
+            print(f"{prog}: the output could not be written ({_one_line(error)}); the run is "
+                  f"recorded all the same", file=sys.stderr)
+        except OSError:
+            pass
+    return code
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush has nowhere to fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _run(executor, args, prog, params, correlation) -> int:
@@ -146,6 +218,11 @@ def _run(executor, args, prog, params, correlation) -> int:
     if args.mode == "apply":
         options["plan_run_id"] = args.plan_run_id
     result = getattr(runtime, args.mode)(args.name, params, args.actor, **options)
+    return _written(EXIT_OK if result.ok else EXIT_FINDING, prog,
+                    lambda: _print_result(result, args, prog))
+
+
+def _print_result(result, args, prog) -> None:
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, sort_keys=True))
     elif result.ok:
@@ -157,7 +234,6 @@ def _run(executor, args, prog, params, correlation) -> int:
             print(f"  ... {len(result.rows) - ROWS_SHOWN} more row(s) (--json shows all)")
     else:
         print(f"{prog}: {_summary(result)}", file=sys.stderr)
-    return EXIT_OK if result.ok else EXIT_FINDING
 
 
 def _summary(result) -> str:
@@ -176,9 +252,11 @@ def _reversal(executor, args, prog) -> int:
     except (CatalogError, DatabaseError) as error:
         print(f"{prog}: {_one_line(error)}", file=sys.stderr)
         return EXIT_FINDING
-    if args.json:
-        print(json.dumps(reversal.as_dict(), indent=2, sort_keys=True))
-    else:
-        inverse = reversal.inverse_command or "none"
-        print(f"{prog}: {reversal.command}: inverse {inverse}; {reversal.note}")
-    return EXIT_OK
+    def write():
+        if args.json:
+            print(json.dumps(reversal.as_dict(), indent=2, sort_keys=True))
+        else:
+            inverse = reversal.inverse_command or "none"
+            print(f"{prog}: {reversal.command}: inverse {inverse}; {reversal.note}")
+
+    return _written(EXIT_OK, prog, write)

@@ -69,3 +69,4 @@ class OutcomeUnknown(ExecutorUnavailable):
 
     correlation_id: str | None = None
     plan_run_id: int | None = None
+    mode: str | None = None  # the invocation's: plan, apply or verify

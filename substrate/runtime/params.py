@@ -10,13 +10,18 @@ to the type (what the executor binds). Values are never interpolated into SQL.
 * uuid: a uuid.UUID or any spelling ``uuid.UUID`` reads -> lowercase 8-4-4-4-12;
 * text: a str without NUL -> itself;
 * jsonb: JSON text (a str), or a dict, list, number or bool -> the JSON value (bound as
-  compact JSON with sorted keys);
+  compact JSON with sorted keys); numbers in JSON text keep every digit (as PostgreSQL's
+  jsonb does), JSON ``null`` is the jsonb value null (not SQL NULL), and a value nests at most
+  MAX_JSON_DEPTH deep;
 * T[] for T above: a list or tuple, or a JSON array text (NULL elements allowed) -> the list
   of canonical elements (bound as an array literal, every element quoted).
 
 None is SQL NULL for any type. ``params_digest`` is the md5 of the canonical JSON of
 ``{"command": ..., "params": {name: canonical value}}`` with sorted keys: 32 lowercase hex
-characters, the same for the same call whichever spelling the caller used.
+characters, the same for the same call whichever spelling the caller used. A jsonb null is
+written there as JSON null too, and the body then also lists, under ``"json_null"``, where
+such nulls stand (a parameter's name, or name[index] in an array), so SQL NULL and the jsonb
+null never share a digest.
 """
 
 from __future__ import annotations
@@ -40,8 +45,31 @@ INTEGER_RANGES = {
 SCALAR_TYPES = frozenset({*INTEGER_RANGES, "numeric", "boolean", "uuid", "text", "jsonb"})
 BOOLEANS = {"true": True, "t": True, "yes": True, "on": True, "1": True,
             "false": False, "f": False, "no": False, "off": False, "0": False}
-_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+# A sign, any leading zeros, then at most 20 digits: longer is out of every integer type's
+# range, and is never handed to int() (which refuses 4,300 digits and more with ValueError).
+_INTEGER_TEXT = re.compile(r"([+-]?)0*([0-9]{1,20})")
 _NUMERIC_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+# PostgreSQL's numeric: at most 131,072 digits before the point and 16,383 after it.
+NUMERIC_MAX_EXPONENT = 131_071
+NUMERIC_MIN_EXPONENT = -16_383
+MAX_JSON_DEPTH = 100
+
+
+class JsonNull:
+    """The jsonb value null, as a parameter's value or an array element (None is SQL NULL)."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "JSON_NULL"
+
+
+JSON_NULL = JsonNull()
 
 
 def is_supported(pg_type: str) -> bool:
@@ -88,8 +116,9 @@ def canonical(pg_type: str, value: object) -> object:
 
 
 def _integer(pg_type, value):
-    if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
-        value = int(value)
+    found = _INTEGER_TEXT.fullmatch(value) if isinstance(value, str) else None
+    if found:
+        value = int(found.group(1) + found.group(2))
     low, high = INTEGER_RANGES[pg_type]
     if type(value) is not int or not low <= value <= high:
         raise IllTyped(f"expected {pg_type}: a whole number in {low}..{high}")
@@ -105,6 +134,11 @@ def _numeric(pg_type, value):
         value = Decimal(value)
     if not isinstance(value, Decimal) or not value.is_finite():
         raise IllTyped("expected numeric: a finite decimal number")
+    if not value.is_zero() and not (
+            NUMERIC_MIN_EXPONENT <= value.adjusted() <= NUMERIC_MAX_EXPONENT
+            and value.as_tuple().exponent >= NUMERIC_MIN_EXPONENT):
+        raise IllTyped("expected numeric: at most 131072 digits before the decimal point and "
+                       "16383 after it")
     return format(value.copy_abs() if value.is_zero() else value, "f")
 
 
@@ -137,8 +171,8 @@ def _text(pg_type, value):
 def _jsonb(pg_type, value):
     if isinstance(value, str):
         value = _json(value, "JSON")
-    _check_json(value)
-    return value
+    _check_json(value, 0)
+    return JSON_NULL if value is None else value
 
 
 _SCALARS = {**dict.fromkeys(INTEGER_RANGES, _integer), "numeric": _numeric,
@@ -155,35 +189,55 @@ def _check_string(value: str, what: str) -> None:
 
 
 def _json(text: str, what: str) -> object:
+    """JSON text parsed with every number exact: a number with a fraction or an exponent is a
+    Decimal, so no digit is lost on the way to PostgreSQL (whose jsonb keeps them all)."""
     def no_constant(name):
         raise ValueError(name)
 
     try:
-        return json.loads(text, parse_constant=no_constant)
-    except ValueError:
+        return json.loads(text, parse_constant=no_constant, parse_float=Decimal)
+    except (ValueError, RecursionError):  # ill-formed, a huge integer, or nested too deep
         raise IllTyped(f"expected {what}") from None
 
 
-def _check_json(value: object) -> None:
+def _check_json(value: object, depth: int) -> None:
+    if depth >= MAX_JSON_DEPTH:  # depth 0 is the value itself
+        raise IllTyped(f"expected jsonb: nested at most {MAX_JSON_DEPTH} deep")
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise IllTyped("expected jsonb: object keys must be strings")
             _check_string(key, "jsonb")
-            _check_json(item)
+            _check_json(item, depth + 1)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            _check_json(item)
+            _check_json(item, depth + 1)
     elif isinstance(value, str):
         _check_string(value, "jsonb")
-    elif isinstance(value, float) and not math.isfinite(value):
+    elif (isinstance(value, float) and not math.isfinite(value)
+          or isinstance(value, Decimal) and not value.is_finite()):
         raise IllTyped("expected jsonb: NaN and Infinity are not JSON")
-    elif value is not None and not isinstance(value, (bool, int, float)):
+    elif isinstance(value, Decimal) and not value.is_zero() and not (
+            NUMERIC_MIN_EXPONENT <= value.adjusted() <= NUMERIC_MAX_EXPONENT):
+        raise IllTyped("expected jsonb: a number out of PostgreSQL's numeric range")
+    elif value is not None and value is not JSON_NULL and not isinstance(
+            value, (bool, int, float, Decimal)):
         raise IllTyped("expected jsonb: JSON text or a dict, list, string, number or boolean")
 
 
 def _dumps(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON with sorted keys; a Decimal is written exactly (no exponent, as
+    PostgreSQL writes a jsonb number) and the jsonb null as null."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_dumps(key)}:{_dumps(value[key])}"
+                              for key in sorted(value)) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_dumps(item) for item in value) + "]"
+    if isinstance(value, Decimal):
+        return format(value.copy_abs() if value.is_zero() else value, "f")
+    if value is JSON_NULL:
+        return "null"
+    return json.dumps(value, ensure_ascii=False)
 
 
 def sql_text(pg_type: str, value: object) -> str | None:
@@ -234,7 +288,12 @@ def type_params(command: str, names: Sequence[str], types: Sequence[str],
 
 def params_digest(command: str, params: Sequence[TypedParam]) -> str:
     """md5 of the canonical JSON of the command and its typed parameters."""
-    body = {"command": command, "params": {p.name: p.value for p in params}}
+    body: dict = {"command": command, "params": {p.name: p.value for p in params}}
+    nulls = [p.name for p in params if p.value is JSON_NULL]
+    nulls += [f"{p.name}[{index}]" for p in params if isinstance(p.value, list)
+              for index, item in enumerate(p.value) if item is JSON_NULL]
+    if nulls:
+        body["json_null"] = sorted(nulls)
     return hashlib.md5(_dumps(body).encode("utf-8")).hexdigest()
 
 
@@ -243,4 +302,6 @@ def names_digest(command: str, names) -> str:
     names given, sorted (values that cannot be canonicalised are not digested)."""
     body = {"command": command, "param_names": sorted(str(name) for name in names),
             "untyped": True}
-    return hashlib.md5(_dumps(body).encode("utf-8")).hexdigest()
+    # backslashreplace: a name may hold a lone surrogate (bytes a shell gave that are not
+    # UTF-8); the digest still comes out, and the call is refused for that name.
+    return hashlib.md5(_dumps(body).encode("utf-8", "backslashreplace")).hexdigest()

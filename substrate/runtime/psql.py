@@ -32,7 +32,7 @@ import re
 import secrets
 import shlex
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from substrate.runtime.errors import DatabaseError, ExecutorUnavailable, OutcomeUnknown
 from substrate.runtime.executors import (
@@ -46,6 +46,7 @@ from substrate.runtime.executors import (
     first_line,
 )
 
+CONNINFO_KEY = re.compile(r"[a-z_]{1,64}")
 SETTING = re.compile(r"[0-9]{1,9}(us|ms|s|min|h|d)?")
 ERROR_LINE = re.compile(r"^(?:psql:.*?:[0-9]+: )?(?:ERROR|FATAL|PANIC):  ([0-9A-Z]{5}): (.*)$",
                         re.M)
@@ -65,16 +66,22 @@ class PsqlExecutor:
                  password: str | None = None, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
                  statement_timeout: str = DEFAULT_STATEMENT_TIMEOUT,
                  lock_timeout: str = DEFAULT_LOCK_TIMEOUT,
-                 application_name: str = APPLICATION_NAME):
+                 application_name: str = APPLICATION_NAME,
+                 extra: Mapping[str, str] | None = None):
         for name, value in (("statement_timeout", statement_timeout),
                             ("lock_timeout", lock_timeout)):
             if not SETTING.fullmatch(str(value)):
                 raise ValueError(f"{name} {value!r}: expected e.g. 30s, 500ms, 5min")
-        self.conninfo = " ".join(
-            f"{key}={_conninfo_value(value)}" for key, value in (
-                ("host", host), ("port", port), ("user", user), ("dbname", dbname),
-                ("connect_timeout", connect_timeout), ("application_name", application_name),
-            ) if value is not None)
+        # ``extra``: any other libpq connection settings (sslmode, sslrootcert, options, ...),
+        # as a URL carries them; a setting named here too takes its value from ``extra``.
+        keys = {"host": host, "port": port, "user": user, "dbname": dbname,
+                "connect_timeout": connect_timeout, "application_name": application_name,
+                **(extra or {})}
+        for key in keys:
+            if not CONNINFO_KEY.fullmatch(key) or key in ("password", "sslpassword"):
+                raise ValueError(f"{key!r} is not a connection setting psql can be given here")
+        self.conninfo = " ".join(f"{key}={_conninfo_value(value)}"
+                                 for key, value in keys.items() if value is not None)
         self.psql = psql
         self.remote = tuple(remote) if remote else None
         self.password = password
@@ -170,9 +177,13 @@ def psql_executor(host: str | None, port: int | str | None, user: str | None,
                   connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
                   statement_timeout: str = DEFAULT_STATEMENT_TIMEOUT,
                   lock_timeout: str = DEFAULT_LOCK_TIMEOUT,
-                  application_name: str = APPLICATION_NAME) -> PsqlExecutor:
+                  application_name: str = APPLICATION_NAME,
+                  extra: Mapping[str, str] | None = None) -> PsqlExecutor:
     """An executor that runs ``psql`` (``remote=("ssh", "host")`` runs it there). A password,
-    when given, goes to a local psql through PGPASSWORD; a remote one uses its ~/.pgpass."""
+    when given, goes to a local psql through PGPASSWORD; a remote one uses its ~/.pgpass.
+    ``extra`` holds any other libpq settings (sslmode, sslrootcert, options, ...), never a
+    password."""
     return PsqlExecutor(host, port, user, dbname, psql=psql, remote=remote, password=password,
                         connect_timeout=connect_timeout, statement_timeout=statement_timeout,
-                        lock_timeout=lock_timeout, application_name=application_name)
+                        lock_timeout=lock_timeout, application_name=application_name,
+                        extra=extra)

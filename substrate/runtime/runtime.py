@@ -85,6 +85,7 @@ _INVISIBLE = re.compile(
     r"[\x00-\x1f\x7f-\xa0\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2000-\u200f"
     r"\u2028-\u202f\u205f-\u206f\u2800\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb"
     r"\U0001d173-\U0001d17a\U000e0000-\U000e0fff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _LETTER_OR_DIGIT = re.compile(
     r"[0-9A-Za-z\xc0-\xd6\xd8-\xf6\xf8-\u1fff\u2070-\u218f\u2c00-\u2dff\u2e80-\uffef"
     r"\U00010000-\U0010ffff]")
@@ -108,6 +109,8 @@ def actor_problem(actor: object) -> str | None:
         return f"actor is {len(actor)} characters long: at most 200"
     if _INVISIBLE.search(actor):
         return "actor holds a control, format or invisible character"
+    if _SURROGATE.search(actor):
+        return "actor is not valid Unicode (a lone surrogate: bytes that are not UTF-8)"
     if not _LETTER_OR_DIGIT.search(actor):
         return "actor holds no letter or digit"
     return None
@@ -337,6 +340,8 @@ class OperatorRuntime:
             command = given_plan.command
         if not isinstance(command, str):
             raise TypeError("command must be a command name or a DotCommandPlan")
+        if _SURROGATE.search(command) or "\x00" in command:
+            raise ValueError("command must be a command name: valid Unicode without NUL")
         if params is not None and not isinstance(params, Mapping):
             raise TypeError("params must be a mapping of parameter names to values")
         if correlation_id is not None:
@@ -358,6 +363,14 @@ class OperatorRuntime:
             return steps(call)
         except _Stop as stop:
             return self._record(call, stop)
+        except OutcomeUnknown as error:
+            # Whichever write lost its acknowledgement (the apply, a plan's or verify's row, a
+            # refused or failed row), the call's ids are how an auditor finds what committed.
+            error.mode = call.mode
+            error.correlation_id = error.correlation_id or call.correlation_id
+            if error.plan_run_id is None:
+                error.plan_run_id = call.plan_run_id
+            raise
 
     def _record(self, call: _Call, stop: _Stop) -> RunResult:
         """The refused or failed row, in a transaction of its own."""
