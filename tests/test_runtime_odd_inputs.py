@@ -294,3 +294,33 @@ def _show_timeout():
 
     return Statement("SELECT pg_catalog.current_setting('statement_timeout')"
                      " AS statement_timeout")
+
+
+# --- what comes back: huge numbers, and nothing that steers a terminal ---------------------------
+
+@pytest.mark.parametrize("kind", ["psycopg", "psql"])
+def test_a_result_number_past_int_digits_comes_back_as_its_digits(pg, login, db_name, rt_db,
+                                                                   kind):
+    from runtime_helpers import executor as make_executor
+
+    from substrate.runtime.executors import Statement
+
+    runner = make_executor(pg, login, db_name, kind)
+    try:
+        [[row]] = runner.run([Statement("SELECT pg_catalog.repeat('9', 5000)::numeric AS n,"
+                                        " 42 AS small")], read_only=True)
+    finally:
+        runner.close()
+    assert row == {"n": "9" * 5000, "small": 42}
+
+
+def test_control_characters_reach_the_terminal_as_escapes(capsys):
+    from substrate.runtime.runtime import RunResult
+
+    result = RunResult("applied", "apply", "dot_iu_healthcheck", 7, C, "0" * 32,
+                       "applied;\x1b[2J \x9b31m done", rows=[{"v": "a\x9b31m\x7fb\x1b"}])
+    run_cli._print_result(result, type("Args", (), {"json": False})(), "substrate run apply")
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x9b" not in out and "\x7f" not in out
+    assert "\\x1b[2J \\x9b31m done" in out
+    assert '"a\\x9b31m\\x7fb\\u001b"' in out

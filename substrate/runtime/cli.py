@@ -15,9 +15,11 @@ PGPASSWORD, never on a command line; a URL with ``sslpassword`` is refused for p
 executors bound each statement by ``$SUBSTRATE_STATEMENT_TIMEOUT`` when it is set (else 5
 minutes).
 
-Exit codes: 0 planned, applied or verified (reversal: reported); 1 refused or failed
-(reversal: not catalogued); 2 could not run (bad arguments, no database, a malformed URL, an
-unreachable server, a commit whose outcome is unknown, an argument that is not valid text).
+Exit codes: 0 planned, applied or verified (reversal: reported); 1 refused or failed, and
+recorded, but for a command the catalog does not hold, which the ledger cannot record (its line
+says "not recorded") (reversal: not catalogued); 2 could not run (bad arguments, no database,
+a malformed URL, an unreachable server, a commit whose outcome is unknown, an argument that is
+not valid text).
 One line on stderr for every error, never a traceback. Output that cannot be written (a reader
 that closed the pipe, a full disk) does not change the exit code: the run happened and is
 recorded; characters the terminal's encoding lacks are written as backslash escapes.
@@ -46,6 +48,7 @@ ROW_WIDTH = 200
 SURROGATE = re.compile(r"[\ud800-\udfff]")
 # Settings psql cannot be given without putting a secret on its command line.
 PSQL_SECRET_KEYS = frozenset({"password", "sslpassword"})
+UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 (CSI is \x9b)
 
 
 def _uuid(text: str) -> str:
@@ -131,7 +134,13 @@ def _executor(args):
 
 
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    return _printable(" ".join(str(text).split()))
+
+
+def _printable(text: str) -> str:
+    """``text`` with every control character as an escape (``\\x1b``): a database message or a
+    result row can quote a value, and none of it may steer the operator's terminal."""
+    return UNPRINTABLE.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
 
 
 def _not_text(args) -> str | None:
@@ -228,7 +237,7 @@ def _print_result(result, args, prog) -> None:
     elif result.ok:
         print(f"{prog}: {_summary(result)}")
         for row in result.rows[:ROWS_SHOWN]:
-            text = json.dumps(row, ensure_ascii=False, sort_keys=True)
+            text = _printable(json.dumps(row, ensure_ascii=False, sort_keys=True))
             print("  " + (text if len(text) <= ROW_WIDTH else text[:ROW_WIDTH - 3] + "..."))
         if len(result.rows) > ROWS_SHOWN:
             print(f"  ... {len(result.rows) - ROWS_SHOWN} more row(s) (--json shows all)")
@@ -257,6 +266,6 @@ def _reversal(executor, args, prog) -> int:
             print(json.dumps(reversal.as_dict(), indent=2, sort_keys=True))
         else:
             inverse = reversal.inverse_command or "none"
-            print(f"{prog}: {reversal.command}: inverse {inverse}; {reversal.note}")
+            print(_one_line(f"{prog}: {reversal.command}: inverse {inverse}; {reversal.note}"))
 
     return _written(EXIT_OK, prog, write)

@@ -21,6 +21,7 @@ Nothing connects before the first ``run``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,6 +34,19 @@ DEFAULT_CONNECT_TIMEOUT = 10
 APPLICATION_NAME = "substrate run"
 # Each statement's rows as the server renders them in JSON: identical for every executor.
 ROWS_AS_JSON = "SELECT pg_catalog.to_jsonb(r) FROM ({sql}) AS r"
+# Python's int() refuses a decimal string of 4,300 digits or more (ValueError).
+INT_DIGITS_LIMIT = 4300
+
+
+def _int_or_digits(text: str) -> int | str:
+    """A JSON integer as an int; one too long for int() comes back as its digit string."""
+    return int(text) if len(text.lstrip("-")) < INT_DIGITS_LIMIT else text
+
+
+def load_json(text: str | bytes) -> object:
+    """A row's JSON as both executors read it: numbers with a fraction as floats, integers as
+    ints, an integer of 4,300 digits or more (a numeric result can be one) as its digits."""
+    return json.loads(text, parse_int=_int_or_digits)
 
 
 @dataclass(frozen=True)
@@ -115,6 +129,9 @@ class PsycopgExecutor:
         import psycopg
 
         self._conn.autocommit = True
+        from psycopg.types.json import set_json_loads
+
+        set_json_loads(load_json, self._conn)
         try:
             for name, value in self.settings.items():
                 self._conn.execute("SELECT pg_catalog.set_config(%s, %s, false)", (name, value))

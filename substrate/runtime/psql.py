@@ -26,7 +26,6 @@ the SQL on its stdin:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -44,6 +43,7 @@ from substrate.runtime.executors import (
     Statement,
     check_statement,
     first_line,
+    load_json,
 )
 
 CONNINFO_KEY = re.compile(r"[a-z_]{1,64}")
@@ -163,7 +163,7 @@ def _parse(stdout: bytes, nonce: str, count: int) -> tuple[list[list[dict]], boo
         if fields[1] == "B":
             began = True
         elif fields[1] == "R" and len(fields) == 4:
-            rows[int(fields[2])].append(json.loads(bytes.fromhex(fields[3]).decode("utf-8")))
+            rows[int(fields[2])].append(load_json(bytes.fromhex(fields[3]).decode("utf-8")))
         elif fields[1] == "D":
             finished = int(fields[2]) + 1
         elif fields[1] == "C":
