@@ -324,3 +324,34 @@ def test_control_characters_reach_the_terminal_as_escapes(capsys):
     assert "\x1b" not in out and "\x9b" not in out and "\x7f" not in out
     assert "\\x1b[2J \\x9b31m done" in out
     assert '"a\\x9b31m\\x7fb\\u001b"' in out
+
+
+# --- a refused plan-bound apply stays findable from its chain ------------------------------------
+
+CHAIN = """
+SELECT run_id FROM public.dot_iu_command_run
+ WHERE correlation_id = %(k)s::uuid
+    OR plan_run_id IN (SELECT run_id FROM public.dot_iu_command_run
+                        WHERE correlation_id = %(k)s::uuid AND run_mode = 'plan')
+ ORDER BY run_id"""
+
+
+def test_a_refused_plan_bound_apply_is_in_its_chain_by_the_documented_query(url, rt_db,
+                                                                            capsys):
+    from substrate import cli
+
+    assert cli.main(["run", "plan", "dot_iu_healthcheck", "--actor", "alice", "--url", url]) == 0
+    planned = runs(rt_db)[-1]
+    assert cli.main(["run", "apply", "dot_iu_healthcheck", "--param", "x=1", "--actor", "alice",
+                     "--url", url, "--plan", str(planned["run_id"])]) == 1
+    refused = runs(rt_db)[-1]
+    assert refused["run_status"] == "refused"
+    assert (refused["plan_run_id"], refused["correlation_id"]) == (planned["run_id"], None)
+    assert f", plan {planned['run_id']})" in capsys.readouterr().err
+    chain = [row[0] for row in rt_db.execute(CHAIN, {"k": planned["correlation_id"]})]
+    assert chain == [planned["run_id"], refused["run_id"]]
+    # With --correlation-id the refused row carries the chain's id itself.
+    assert cli.main(["run", "apply", "dot_iu_healthcheck", "--param", "x=1", "--actor", "alice",
+                     "--url", url, "--plan", str(planned["run_id"]), "--correlation-id",
+                     planned["correlation_id"]]) == 1
+    assert runs(rt_db)[-1]["correlation_id"] == planned["correlation_id"]

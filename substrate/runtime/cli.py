@@ -248,6 +248,8 @@ def _print_result(result, args, prog) -> None:
 def _summary(result) -> str:
     run = f"run {result.run_id}" if result.run_id is not None else "not recorded"
     correlation = f", correlation {result.correlation_id}" if result.correlation_id else ""
+    if result.plan_run_id is not None:
+        correlation += f", plan {result.plan_run_id}"
     state = f" (SQLSTATE {result.sqlstate})" if result.sqlstate else ""
     return _one_line(f"{result.status}{state} {result.command} ({run}{correlation}): "
                      f"{result.message}")
