@@ -69,6 +69,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "function public.fn_dot_iu_runtime_lease_renew(text, text, bigint, integer)": (RUNTIME,),
     "function public.fn_dot_iu_runtime_lease_release(text, text, bigint)": (RUNTIME,),
     "function public.fn_dot_iu_runtime_apply_begin(text, text, text, bigint, text)": (RUNTIME,),
+    "function public.fn_dot_iu_command_plan_check(bigint, text, text)": (RUNTIME,),
     "function public.fn_dot_iu_command_binding(text)": EVERYONE,
     "function public.fn_dot_iu_runtime_lease_break(text, text, text)": (GATE_OPERATOR,),
     # The owner's alone: internal writers, maintenance, triggers.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import pgtap
 import psycopg
@@ -86,9 +87,12 @@ def test_a_plan_bound_apply_applies_once_and_joins_the_plans_correlation(rt, rt_
 
     again = rt.apply("dot_iu_healthcheck", {}, "alice", plan_run_id=planned.run_id)
     assert (again.status, again.sqlstate) == ("refused", "23505")
-    assert calls(rt_db) == ["fn_iu_collection_healthcheck"]  # the second call rolled back
+    assert calls(rt_db) == ["fn_iu_collection_healthcheck"]
     assert statuses(rt_db) == [("plan", "planned"), ("apply", "applied"), ("apply", "refused")]
-    assert runs(rt_db)[-1]["evidence"]["step"] == "ledger"
+    # Refused by the plan check, the apply's first statement: no command SQL ran (0019).
+    evidence = runs(rt_db)[-1]["evidence"]
+    assert (evidence["step"], evidence["statements"], evidence["reason"]) == (
+        "plan_check", 0, "plan")
 
 
 def test_a_plan_is_refused_once_its_catalog_row_changed(rt, rt_db):
@@ -114,6 +118,93 @@ def test_a_plan_is_refused_for_other_parameters_or_another_command(rt, rt_db):
     same = rt.apply("dot_iu_validate_collection", {"collection_id": C.upper()}, "alice",
                     plan_run_id=planned.run_id)
     assert same.status == "applied"  # the same value, spelt otherwise: the same digest
+
+
+PROBED = """
+CREATE SEQUENCE public.rt_probe;
+CREATE OR REPLACE FUNCTION public.fn_iu_collection_healthcheck() RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $standin$
+BEGIN
+  RETURN pg_catalog.jsonb_build_object('probe', pg_catalog.nextval('public.rt_probe'));
+END
+$standin$;
+CREATE OR REPLACE FUNCTION public.fn_iu_collection_validate(p_collection_id uuid) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $standin$
+BEGIN
+  RETURN pg_catalog.jsonb_build_object('probe', pg_catalog.nextval('public.rt_probe'));
+END
+$standin$;
+"""
+
+
+def probes(conn) -> int:
+    """How many times a probed target ran, committed or not (a sequence is not rolled back)."""
+    last, called = conn.execute("SELECT last_value, is_called FROM public.rt_probe").fetchone()
+    return last if called else 0
+
+
+def test_a_plan_the_ledger_would_refuse_runs_no_command_sql(rt, rt_db):
+    """The plan check is the apply's first statement: a used plan, another parameter, an old
+    plan or a changed catalog row is refused before the target runs even once (a rolled-back
+    call would still have drawn a number from the sequence)."""
+    rt_db.execute(PROBED)
+    used = rt.plan("dot_iu_healthcheck", {}, "alice")
+    assert rt.apply("dot_iu_healthcheck", {}, "alice", plan_run_id=used.run_id).ok
+    assert probes(rt_db) == 1
+    validate = rt.plan("dot_iu_validate_collection", {"collection_id": C}, "alice")
+    refusals = [
+        rt.apply("dot_iu_healthcheck", {}, "alice", plan_run_id=used.run_id),
+        rt.apply("dot_iu_validate_collection", {"collection_id": OTHER}, "alice",
+                 plan_run_id=validate.run_id),
+        rt.apply("dot_iu_healthcheck", {}, "alice", plan_run_id=validate.run_id),
+    ]
+    assert [(r.status, r.sqlstate) for r in refusals] == [
+        ("refused", "23505"), ("refused", "22023"), ("refused", "22023")]
+    for row in runs(rt_db)[-3:]:
+        assert (row["evidence"]["step"], row["evidence"]["statements"]) == ("plan_check", 0)
+    assert probes(rt_db) == 1
+    assert rt.apply("dot_iu_validate_collection", {"collection_id": C}, "alice",
+                    plan_run_id=validate.run_id).correlation_id == validate.correlation_id
+    assert probes(rt_db) == 2
+
+
+@pytest.mark.parametrize("case", ["no such run", "not a plan", "another command",
+                                  "other parameters", "used", "catalog changed", "old"])
+def test_the_plan_check_refuses_what_the_logger_refuses(rt, rt_db, as_runtime, case):
+    planned = rt.plan("dot_iu_healthcheck", {}, "alice")
+    check = "SELECT public.fn_dot_iu_command_plan_check(%s, %s, %s)"
+    assert as_runtime.execute(check, (planned.run_id, "dot_iu_healthcheck",
+                                      planned.params_digest)).fetchone()[0] == \
+        uuid.UUID(planned.correlation_id)
+    run_id, command, digest = planned.run_id, "dot_iu_healthcheck", planned.params_digest
+    expected = "22023"
+    if case == "no such run":
+        run_id = 10**15
+    elif case == "not a plan":
+        run_id = rt.verify("dot_iu_healthcheck", {}, "alice").run_id
+    elif case == "another command":
+        command = "dot_iu_validate_collection"
+    elif case == "other parameters":
+        digest = DIGEST
+    elif case == "used":
+        assert rt.apply("dot_iu_healthcheck", {}, "alice", plan_run_id=planned.run_id).ok
+        expected = "23505"
+    elif case == "catalog changed":
+        rt_db.execute("UPDATE dot_iu_command_catalog SET reversible = NOT reversible"
+                      " WHERE command_name = 'dot_iu_healthcheck'")
+        expected = "55000"
+    else:
+        run_id = rt_db.execute(
+            "INSERT INTO dot_iu_command_run (command_name, run_mode, run_status, mutating,"
+            " actor, params_digest, gate_snapshot, evidence, session_login, correlation_id,"
+            " created_at) SELECT command_name, run_mode, run_status, mutating, actor,"
+            " params_digest, gate_snapshot, evidence, session_login, correlation_id,"
+            " created_at - interval '2 hours' FROM dot_iu_command_run WHERE run_id = %s"
+            " RETURNING run_id", (planned.run_id,)).fetchone()[0]
+        expected = "55000"
+    with pytest.raises(psycopg.Error) as refused:
+        as_runtime.execute(check, (run_id, command, digest))
+    assert refused.value.sqlstate == expected
 
 
 def test_a_plan_older_than_an_hour_is_refused(rt, rt_db):

@@ -66,6 +66,7 @@ from substrate.runtime.statements import (
     APPLY_BEGIN,
     APPLY_BEGIN_TAKING,
     LEASE_RELEASE_HELD,
+    PLAN_CHECK,
     VERIFY_HEALTH,
     VERIFY_VALIDATE,
     _assert_governed,
@@ -77,7 +78,6 @@ DEFAULT_LEASE = "operator_runtime"
 REFUSAL_SQLSTATES = frozenset({"55000", "22023", "23505", "42501", "23503"})
 LOCK_NOT_AVAILABLE = "55P03"
 INVALID_ACTOR = "(no valid actor given)"
-APPLY_STEPS = ("apply_begin", "command", "ledger", "lease_release")
 MAX_RUN_ID = 10**18 - 1
 # The ledger's actor rule (fn_dot_iu_text_problem), so a bad actor is refused before anything
 # runs and recorded under INVALID_ACTOR instead of being refused by the ledger itself.
@@ -500,26 +500,37 @@ class OperatorRuntime:
             begin = Statement(APPLY_BEGIN_TAKING, (call.command, self.lease, self.holder,
                                                    self.lease, self.holder,
                                                    str(self.lease_ttl), catalog.binding))
-        statements = [
-            begin,
-            plan.call(),
-            log_applied(call.command, call.actor, call.digest, call.evidence(statements=1),
-                        rows_of_step=1, returns_set=catalog.returns_set, taken=taken),
-        ]
+        # (step, statement): a plan-bound apply checks its plan first, so a plan the ledger
+        # would refuse never reaches the lease, the gates or the command's statement.
+        steps: list[tuple[str, Statement]] = []
+        if call.plan_run_id is not None:
+            steps.append(("plan_check", Statement(PLAN_CHECK, (str(call.plan_run_id),
+                                                               call.command, call.digest))))
+        steps += [("apply_begin", begin), ("command", plan.call())]
+        steps.append(("ledger", log_applied(
+            call.command, call.actor, call.digest, call.evidence(statements=1),
+            rows_of_step=len(steps) - 1, returns_set=catalog.returns_set, taken=taken)))
         if taken is not None and not self._holding:  # given back in the same transaction
-            statements.append(Statement(LEASE_RELEASE_HELD, (self.lease, self.holder,
-                                                             self.lease, self.holder)))
+            steps.append(("lease_release", Statement(LEASE_RELEASE_HELD, (
+                self.lease, self.holder, self.lease, self.holder))))
+        names = [name for name, _ in steps]
         since = time.monotonic()
         if taken is not None and self._holding:
             self._took = True
         try:
-            begun, rows, logged, *_ = self.executor.run(statements)
+            results = dict(zip(names, self.executor.run([statement for _, statement in steps]),
+                               strict=True))
         except OutcomeUnknown as error:
             self._held = None  # taken again at the next apply; given back by holder at the end
             error.correlation_id, error.plan_run_id = call.correlation_id, call.plan_run_id
             raise
         except DatabaseError as error:
-            step = APPLY_STEPS[error.step] if error.step is not None else "commit"
+            step = names[error.step] if error.step is not None else "commit"
+            if step == "plan_check":
+                raise _Stop(status_of(error.sqlstate), "plan",
+                            f"plan {call.plan_run_id}: SQLSTATE {error.sqlstate}: "
+                            f"{error.message}", error.sqlstate, step=step,
+                            statements=0) from None
             if step == "apply_begin" and error.sqlstate == LOCK_NOT_AVAILABLE:
                 raise _Stop("refused", "lock_timeout", "apply_begin waited longer than "
                             "lock_timeout for a transaction in flight: another apply holding "
@@ -530,8 +541,11 @@ class OperatorRuntime:
             raise _database_stop(error, step, statements=0 if step == "apply_begin" else 1,
                                  ) from None
         if taken is not None and self._holding:
-            self._held, self._held_since = int(_scalar(begun)["epoch"]), since
-        return call.result("applied", _scalar(logged),
+            self._held, self._held_since = int(_scalar(results["apply_begin"])["epoch"]), since
+        if call.correlation_id is None and "plan_check" in results:
+            call.correlation_id = _scalar(results["plan_check"])  # the plan's, as the row's
+        rows = results["command"]
+        return call.result("applied", _scalar(results["ledger"]),
                            f"applied; {len(rows)} result row(s)", rows)
 
     def _refused_at_begin(self, call: _Call, catalog: CatalogRow, error: DatabaseError,

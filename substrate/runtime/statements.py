@@ -30,6 +30,9 @@ LOG = ("SELECT public.fn_dot_iu_command_log(%s::text, %s::text, %s::text, %s::te
 LOG_WITH_ROWS = ("SELECT public.fn_dot_iu_command_log(%s::text, %s::text, %s::text, %s::text,"
                  " %s::text, %s::jsonb || pg_catalog.jsonb_build_object('result_rows',"
                  " %s::integer))")
+# A plan-bound apply's first statement (0019): the logger's plan checks, before any command SQL.
+PLAN_CHECK = ("SELECT public.fn_dot_iu_command_plan_check(%s::bigint, %s::text, %s::text)"
+              " AS correlation_id")
 APPLY_BEGIN = ("SELECT public.fn_dot_iu_runtime_apply_begin(%s::text, %s::text, %s::text,"
                " %s::bigint, %s::text)")
 # apply_begin with the lease taken (or renewed, for its live holder) by the same statement,
