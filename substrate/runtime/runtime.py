@@ -277,9 +277,11 @@ class OperatorRuntime:
         """Run the governed statement and record its ``applied`` row in ONE transaction.
 
         Refused before any command SQL (and audited) when a gate it needs reads shut, when the
-        lease is held by another runtime, or when the statement is not governed. The catalog
-        row is read once per runtime (a read-only transaction); then ONE transaction:
-        ``fn_dot_iu_runtime_apply_begin``, taking the lease in the same statement unless
+        lease is held by another runtime, when the statement is not governed, or when the plan
+        it names may not be applied. The catalog row is read once per runtime (a read-only
+        transaction); then ONE transaction: with ``plan_run_id``,
+        ``fn_dot_iu_command_plan_check`` first (the logger's plan checks, made before anything
+        else); ``fn_dot_iu_runtime_apply_begin``, taking the lease in the same statement unless
         ``holding_lease`` keeps it (holds the catalog row, the lease at its epoch and the
         gates; checks the binding and that the gates read open), the statement, the
         ``applied`` row (with ``plan_run_id`` the ledger also checks the plan binding), the
