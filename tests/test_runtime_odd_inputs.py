@@ -355,3 +355,36 @@ def test_a_refused_plan_bound_apply_is_in_its_chain_by_the_documented_query(url,
                      "--url", url, "--plan", str(planned["run_id"]), "--correlation-id",
                      planned["correlation_id"]]) == 1
     assert runs(rt_db)[-1]["correlation_id"] == planned["correlation_id"]
+
+
+def test_a_backend_killed_mid_apply_gives_one_line_on_stderr(pg, url, rt_db):
+    """The connection dies while the apply waits for a lock: one line (could not run, or
+    outcome unknown), never a driver's warning beside it, and no applied row."""
+    import time
+
+    import psycopg
+
+    locker = psycopg.connect(pg.conninfo(rt_db.info.dbname))
+    try:
+        locker.execute("LOCK TABLE public.rt_test_standin_call IN ACCESS EXCLUSIVE MODE")
+        process = subprocess.Popen(
+            [str(SUBSTRATE), "run", "apply", "dot_iu_healthcheck", "--actor", "alice", "--url",
+             url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=PROJECT_ROOT,
+            env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"})
+        waiting = []
+        for _ in range(100):
+            waiting = rt_db.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'substrate run'"
+                " AND wait_event_type = 'Lock'").fetchall()
+            if waiting:
+                break
+            time.sleep(0.1)
+        assert waiting, "the apply never waited for the lock"
+        rt_db.execute("SELECT pg_terminate_backend(%s)", waiting[0])
+        out, err = process.communicate(timeout=60)
+    finally:
+        locker.close()
+    assert process.returncode == 2, err
+    assert err.count(b"\n") == 1, err
+    assert b"Traceback" not in err and b"ignored" not in err
+    assert [r["run_status"] for r in runs(rt_db)].count("applied") == 0

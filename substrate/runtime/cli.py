@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import sys
@@ -156,6 +157,12 @@ def _main(args) -> int:
     for stream in (sys.stdout, sys.stderr):  # never an encoding error on the way out
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    # psycopg warns on its own logger when a pipeline ends on a lost connection ("error ignored
+    # terminating ..."); the loss itself is this command's one line on stderr.
+    driver = logging.getLogger("psycopg")
+    if not any(isinstance(handler, logging.NullHandler) for handler in driver.handlers):
+        driver.addHandler(logging.NullHandler())
+    driver.propagate = False
     prog = f"substrate run {args.mode}"
     bad = _not_text(args)
     if bad:
