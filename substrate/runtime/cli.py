@@ -45,8 +45,6 @@ MODES = {
 }
 ROWS_SHOWN = 5
 ROW_WIDTH = 200
-# Bytes a shell passed that are not UTF-8 reach Python as lone surrogates.
-SURROGATE = re.compile(r"[\ud800-\udfff]")
 # Settings psql cannot be given without putting a secret on its command line.
 PSQL_SECRET_KEYS = frozenset({"password", "sslpassword"})
 UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 (CSI is \x9b)
@@ -147,6 +145,8 @@ def _printable(text: str) -> str:
 def _not_text(args) -> str | None:
     """COMMAND or --url when it is not valid text (bytes that are not UTF-8): no call can be
     made of it. (An actor or a parameter that is not is the runtime's to refuse, and record.)"""
+    from substrate.runtime.runtime import SURROGATE
+
     return next((option for option, text in (("COMMAND", args.name), ("--url", args.url))
                  if isinstance(text, str) and SURROGATE.search(text)), None)
 

@@ -134,11 +134,20 @@ def _numeric(pg_type, value):
         value = Decimal(value)
     if not isinstance(value, Decimal) or not value.is_finite():
         raise IllTyped("expected numeric: a finite decimal number")
-    if not value.is_zero() and not (
-            NUMERIC_MIN_EXPONENT <= value.adjusted() <= NUMERIC_MAX_EXPONENT
-            and value.as_tuple().exponent >= NUMERIC_MIN_EXPONENT):
+    if not _numeric_range(value):
         raise IllTyped("expected numeric: at most 131072 digits before the decimal point and "
                        "16383 after it")
+    return _decimal_text(value)
+
+
+def _numeric_range(value: Decimal) -> bool:
+    """Whether a finite Decimal fits PostgreSQL's numeric (and so its jsonb numbers)."""
+    return value.is_zero() or (NUMERIC_MIN_EXPONENT <= value.adjusted() <= NUMERIC_MAX_EXPONENT
+                               and value.as_tuple().exponent >= NUMERIC_MIN_EXPONENT)
+
+
+def _decimal_text(value: Decimal) -> str:
+    """A Decimal as PostgreSQL writes a numeric: no exponent, no negative zero."""
     return format(value.copy_abs() if value.is_zero() else value, "f")
 
 
@@ -217,8 +226,7 @@ def _check_json(value: object, depth: int) -> None:
     elif (isinstance(value, float) and not math.isfinite(value)
           or isinstance(value, Decimal) and not value.is_finite()):
         raise IllTyped("expected jsonb: NaN and Infinity are not JSON")
-    elif isinstance(value, Decimal) and not value.is_zero() and not (
-            NUMERIC_MIN_EXPONENT <= value.adjusted() <= NUMERIC_MAX_EXPONENT):
+    elif isinstance(value, Decimal) and not _numeric_range(value):
         raise IllTyped("expected jsonb: a number out of PostgreSQL's numeric range")
     elif value is not None and value is not JSON_NULL and not isinstance(
             value, (bool, int, float, Decimal)):
@@ -234,7 +242,7 @@ def _dumps(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_dumps(item) for item in value) + "]"
     if isinstance(value, Decimal):
-        return format(value.copy_abs() if value.is_zero() else value, "f")
+        return _decimal_text(value)
     if value is JSON_NULL:
         return "null"
     return json.dumps(value, ensure_ascii=False)

@@ -85,7 +85,8 @@ _INVISIBLE = re.compile(
     r"[\x00-\x1f\x7f-\xa0\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2000-\u200f"
     r"\u2028-\u202f\u205f-\u206f\u2800\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb"
     r"\U0001d173-\U0001d17a\U000e0000-\U000e0fff]")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Bytes a shell passed that are not UTF-8 reach Python as lone surrogates.
+SURROGATE = re.compile(r"[\ud800-\udfff]")
 _LETTER_OR_DIGIT = re.compile(
     r"[0-9A-Za-z\xc0-\xd6\xd8-\xf6\xf8-\u1fff\u2070-\u218f\u2c00-\u2dff\u2e80-\uffef"
     r"\U00010000-\U0010ffff]")
@@ -109,7 +110,7 @@ def actor_problem(actor: object) -> str | None:
         return f"actor is {len(actor)} characters long: at most 200"
     if _INVISIBLE.search(actor):
         return "actor holds a control, format or invisible character"
-    if _SURROGATE.search(actor):
+    if SURROGATE.search(actor):
         return "actor is not valid Unicode (a lone surrogate: bytes that are not UTF-8)"
     if not _LETTER_OR_DIGIT.search(actor):
         return "actor holds no letter or digit"
@@ -171,8 +172,9 @@ class _Stop(Exception):
         self.facts = facts
 
 
-def _database_stop(error: DatabaseError, step: str, **facts) -> _Stop:
-    return _Stop(status_of(error.sqlstate), "database",
+def _database_stop(error: DatabaseError, step: str, reason: str = "database",
+                   **facts) -> _Stop:
+    return _Stop(status_of(error.sqlstate), reason,
                  f"{step}: SQLSTATE {error.sqlstate}: {error.message}", error.sqlstate,
                  step=step, **facts)
 
@@ -342,7 +344,7 @@ class OperatorRuntime:
             command = given_plan.command
         if not isinstance(command, str):
             raise TypeError("command must be a command name or a DotCommandPlan")
-        if _SURROGATE.search(command) or "\x00" in command:
+        if SURROGATE.search(command) or "\x00" in command:
             raise ValueError("command must be a command name: valid Unicode without NUL")
         if params is not None and not isinstance(params, Mapping):
             raise TypeError("params must be a mapping of parameter names to values")
@@ -522,17 +524,13 @@ class OperatorRuntime:
         try:
             results = dict(zip(names, self.executor.run([statement for _, statement in steps]),
                                strict=True))
-        except OutcomeUnknown as error:
+        except OutcomeUnknown:
             self._held = None  # taken again at the next apply; given back by holder at the end
-            error.correlation_id, error.plan_run_id = call.correlation_id, call.plan_run_id
-            raise
+            raise  # _invoke adds the call's ids
         except DatabaseError as error:
             step = names[error.step] if error.step is not None else "commit"
             if step == "plan_check":
-                raise _Stop(status_of(error.sqlstate), "plan",
-                            f"plan {call.plan_run_id}: SQLSTATE {error.sqlstate}: "
-                            f"{error.message}", error.sqlstate, step=step,
-                            statements=0) from None
+                raise _database_stop(error, step, reason="plan", statements=0) from None
             if step == "apply_begin" and error.sqlstate == LOCK_NOT_AVAILABLE:
                 raise _Stop("refused", "lock_timeout", "apply_begin waited longer than "
                             "lock_timeout for a transaction in flight: another apply holding "
