@@ -83,8 +83,13 @@ def throughput(t: dict) -> list[str]:
                 f"the middle half of the rounds, then all of them."]
     if t.get("logger_run_links"):
         links = t["logger_run_links"]
-        out.append(f"Sealing: each {goal} run made {links['min']:,} to {links['max']:,} seal "
-                   f"links (one per fold).")
+        sealing = (f"Sealing: each {goal} run made {links['min']:,} to {links['max']:,} seal "
+                   f"links (one per fold)")
+        if t.get("logger_sealed_share"):
+            share = t["logger_sealed_share"]
+            sealing += (f", which sealed {share['min']:.0%} to {share['max']:.0%} of the rows it "
+                        f"wrote (the rest, written after its last fold, wait for the next)")
+        out.append(sealing + ".")
     return out
 
 
