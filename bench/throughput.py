@@ -19,11 +19,11 @@ each head logger run records how many seal links it made and how many of its row
 The ledger is emptied with RESTART IDENTITY, so run ids and the tally's watermark (which the
 truncate trigger moves back to 0) start together and the folds seal the rows the run writes, as
 in production (before, with the sequence kept, the folds walked the empty ids below it and a
-run's own rows went unsealed while it was timed, which left the seal's cost out). A ratio is the variant's tps over the
-baseline's in the same round; the figure is the median ratio. Many short rounds (12 of 2 s by
-default) rather than a few long ones: on a shared 2-core VM the throughput drifts by a fifth
-from one run to the next (CPU steal), and a ratio of two runs seconds apart, over twelve
-rounds, moves less than one of runs half a minute apart over five.
+run's own rows went unsealed while it was timed, which left the seal's cost out). A ratio is the
+variant's tps over the baseline's in the same round; the figure is the median ratio. Many short
+rounds (12 of 2 s by default) rather than a few long ones: on a shared 2-core VM the throughput
+drifts by a fifth from one run to the next (CPU steal), and a ratio of two runs seconds apart,
+over twelve rounds, moves less than one of runs half a minute apart over five.
 """
 
 from __future__ import annotations
@@ -156,8 +156,9 @@ class Ledgers:
             links = sealed = None
             if database == "head":
                 links, sealed = conn.execute(
-                    "SELECT count(*), coalesce(sum(row_count), 0)::bigint FROM public.dot_iu_ledger_seal"
-                    " WHERE ledger = 'run' AND seal_id > %s", (newest_link,)).fetchone()
+                    "SELECT count(*), coalesce(sum(row_count), 0)::bigint"
+                    " FROM public.dot_iu_ledger_seal WHERE ledger = 'run' AND seal_id > %s",
+                    (newest_link,)).fetchone()
         return {"rows": rows, "run_links": links, "sealed_rows": sealed}
 
 
