@@ -334,10 +334,14 @@ SELECT run_id FROM public.dot_iu_command_run
     OR plan_run_id IN (SELECT run_id FROM public.dot_iu_command_run
                         WHERE correlation_id = %(k)s::uuid AND run_mode = 'plan')
  ORDER BY run_id"""
+CORRELATED = ("SELECT run_id FROM public.dot_iu_command_run WHERE correlation_id = %s::uuid"
+              " ORDER BY run_id")
 
 
-def test_a_refused_plan_bound_apply_is_in_its_chain_by_the_documented_query(url, rt_db,
-                                                                            capsys):
+def test_a_refused_plan_bound_apply_carries_its_plans_correlation(url, rt_db, capsys):
+    """Refused by the plan check, before the ledger accepted the plan, and made without
+    --correlation-id: the row still joins the plan's chain (the logger copies the plan's
+    correlation, 0020), so `correlation_id = K` finds it, as does the older chain query."""
     from substrate import cli
 
     assert cli.main(["run", "plan", "dot_iu_healthcheck", "--actor", "alice", "--url", url]) == 0
@@ -346,11 +350,15 @@ def test_a_refused_plan_bound_apply_is_in_its_chain_by_the_documented_query(url,
                      "--url", url, "--plan", str(planned["run_id"])]) == 1
     refused = runs(rt_db)[-1]
     assert refused["run_status"] == "refused"
-    assert (refused["plan_run_id"], refused["correlation_id"]) == (planned["run_id"], None)
+    assert (refused["plan_run_id"], refused["correlation_id"]) == (planned["run_id"],
+                                                                   planned["correlation_id"])
     assert f", plan {planned['run_id']})" in capsys.readouterr().err
-    chain = [row[0] for row in rt_db.execute(CHAIN, {"k": planned["correlation_id"]})]
-    assert chain == [planned["run_id"], refused["run_id"]]
-    # With --correlation-id the refused row carries the chain's id itself.
+    k = planned["correlation_id"]
+    assert [row[0] for row in rt_db.execute(CORRELATED, (k,))] == [planned["run_id"],
+                                                                   refused["run_id"]]
+    assert [row[0] for row in rt_db.execute(CHAIN, {"k": k})] == [planned["run_id"],
+                                                                  refused["run_id"]]
+    # With --correlation-id the refused row carries the id it was given.
     assert cli.main(["run", "apply", "dot_iu_healthcheck", "--param", "x=1", "--actor", "alice",
                      "--url", url, "--plan", str(planned["run_id"]), "--correlation-id",
                      planned["correlation_id"]]) == 1

@@ -207,6 +207,59 @@ def test_the_plan_check_refuses_what_the_logger_refuses(rt, rt_db, as_runtime, c
     assert refused.value.sqlstate == expected
 
 
+ROW = ("SELECT public.fn_dot_iu_command_log(%s, 'apply', %s, 'alice', %s, %s::jsonb)")
+OWN = "6f1c0b7e-8d56-4d3e-9d7e-444444444444"
+
+
+@pytest.mark.parametrize(("command", "status", "evidence", "joins"), [
+    ("dot_iu_healthcheck", "refused", {"reason": "plan"}, True),
+    ("dot_iu_healthcheck", "failed", {"sqlstate": "P0001"}, True),
+    ("dot_iu_healthcheck", "refused", {"correlation_id": OWN}, False),
+    ("dot_iu_add_piece", "refused", {}, False),
+], ids=["refused", "failed", "its own correlation", "another command"])
+def test_a_row_naming_a_plan_of_its_command_records_the_plans_correlation(
+        rt, rt_db, as_runtime, command, status, evidence, joins):
+    """Written straight through the logger as the runtime login: a refused or failed apply
+    row naming a plan of its own command, without a correlation of its own, records the plan's
+    correlation (0020); one that names its own keeps it; a row of another command naming the
+    plan stays outside the chain."""
+    planned = rt.plan("dot_iu_healthcheck", {}, "alice")
+    run_id = as_runtime.execute(ROW, (command, status, DIGEST, psycopg.types.json.Jsonb(
+        {**evidence, "plan_run_id": planned.run_id}))).fetchone()[0]
+    row = next(r for r in runs(rt_db) if r["run_id"] == run_id)
+    assert row["plan_run_id"] == planned.run_id
+    want = planned.correlation_id if joins else evidence.get("correlation_id")
+    assert row["correlation_id"] == want
+
+
+def test_a_row_naming_a_run_that_is_no_plan_joins_no_chain(rt, rt_db, as_runtime):
+    """Only a plan's correlation is copied: a row naming a verify row records that run id in
+    plan_run_id and no correlation; one naming a run id that does not exist records neither."""
+    verified = rt.verify("dot_iu_healthcheck", {}, "alice")
+    for named in (verified.run_id, 10**15):
+        run_id = as_runtime.execute(ROW, ("dot_iu_healthcheck", "refused", DIGEST,
+                                          psycopg.types.json.Jsonb({"plan_run_id": named}))
+                                    ).fetchone()[0]
+        row = next(r for r in runs(rt_db) if r["run_id"] == run_id)
+        assert (row["plan_run_id"], row["correlation_id"]) == (
+            verified.run_id if named == verified.run_id else None, None)
+
+
+def test_an_applied_row_naming_another_correlation_than_its_plans_is_refused(rt, rt_db,
+                                                                            as_runtime):
+    """Unchanged by the copying: an applied row's own correlation must be its plan's (22023),
+    and nothing is written."""
+    planned = rt.plan("dot_iu_healthcheck", {}, "alice")
+    before = len(runs(rt_db))
+    with pytest.raises(psycopg.Error) as refused:
+        as_runtime.execute(ROW, ("dot_iu_healthcheck", "applied", planned.params_digest,
+                                 psycopg.types.json.Jsonb({"plan_run_id": planned.run_id,
+                                                           "correlation_id": OWN})))
+    assert refused.value.sqlstate == "22023"
+    assert "belongs to correlation" in str(refused.value)
+    assert len(runs(rt_db)) == before
+
+
 def test_a_plan_older_than_an_hour_is_refused(rt, rt_db):
     """The ledger is append-only, so a plan cannot be backdated; a copy of a real plan row with
     created_at two hours back is inserted directly (as the superuser, as a restore would)."""
