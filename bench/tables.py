@@ -84,11 +84,12 @@ def throughput(t: dict) -> list[str]:
     if t.get("logger_run_links"):
         links = t["logger_run_links"]
         sealing = (f"Sealing: each {goal} run made {links['min']:,} to {links['max']:,} seal "
-                   f"links (one per fold)")
+                   f"links (one per fold that moved the watermark)")
         if t.get("logger_sealed_share"):
             share = t["logger_sealed_share"]
             sealing += (f", which sealed {share['min']:.0%} to {share['max']:.0%} of the rows it "
-                        f"wrote (the rest, written after its last fold, wait for the next)")
+                        f"wrote (the rest, past the candidate its last fold recorded, wait for "
+                        f"the next folds)")
         out.append(sealing + ".")
     return out
 

@@ -18,8 +18,9 @@ Sealing is on: the logger folds on about one run in 1024 and each fold seals wha
 each head logger run records how many seal links it made and how many of its rows they sealed.
 The ledger is emptied with RESTART IDENTITY, so run ids and the tally's watermark (which the
 truncate trigger moves back to 0) start together and the folds seal the rows the run writes, as
-in production (before, with the sequence kept, the folds walked the empty ids below it and a
-run's own rows went unsealed while it was timed, which left the seal's cost out). A ratio is the
+in production (before, with the sequence kept, the folds had to walk the empty ids below it,
+16,384 a fold, and once the bench had drawn more ids than a run's folds could walk, a run's own
+rows went unsealed while it was timed, which left the seal's cost out). A ratio is the
 variant's tps over the baseline's in the same round; the figure is the median ratio. Many short
 rounds (12 of 2 s by default) rather than a few long ones: on a shared 2-core VM the throughput
 drifts by a fifth from one run to the next (CPU steal), and a ratio of two runs seconds apart,
@@ -136,8 +137,8 @@ class Ledgers:
                 else:
                     conn.execute("SET LOCAL dot_iu.ledger_maintenance = 'on'")
                 # RESTART IDENTITY: the truncate trigger moves the tally's watermark back to 0,
-                # so run ids must start from 1 again, or every fold of the timed run would walk
-                # the empty ids below the old sequence (16,384 a fold) and seal none of its rows.
+                # so run ids must start from 1 again, or the folds of the timed run would walk
+                # the empty ids below the old sequence (16,384 a fold) before any of its rows.
                 conn.execute("TRUNCATE public.dot_iu_command_run, public.iu_gate_transition"
                              " RESTART IDENTITY")
             if database != "head":

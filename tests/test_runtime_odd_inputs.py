@@ -339,9 +339,10 @@ CORRELATED = ("SELECT run_id FROM public.dot_iu_command_run WHERE correlation_id
 
 
 def test_a_refused_plan_bound_apply_carries_its_plans_correlation(url, rt_db, capsys):
-    """Refused by the plan check, before the ledger accepted the plan, and made without
-    --correlation-id: the row still joins the plan's chain (the logger copies the plan's
-    correlation, 0020), so `correlation_id = K` finds it, as does the older chain query."""
+    """Refused for its parameters (an extra one) before the plan check could return the plan's
+    correlation, and made without --correlation-id: the row still joins the plan's chain (the
+    logger copies the plan's correlation, 0020), so `correlation_id = K` finds it, as does the
+    older chain query."""
     from substrate import cli
 
     assert cli.main(["run", "plan", "dot_iu_healthcheck", "--actor", "alice", "--url", url]) == 0
@@ -349,7 +350,7 @@ def test_a_refused_plan_bound_apply_carries_its_plans_correlation(url, rt_db, ca
     assert cli.main(["run", "apply", "dot_iu_healthcheck", "--param", "x=1", "--actor", "alice",
                      "--url", url, "--plan", str(planned["run_id"])]) == 1
     refused = runs(rt_db)[-1]
-    assert refused["run_status"] == "refused"
+    assert (refused["run_status"], refused["evidence"]["reason"]) == ("refused", "parameters")
     assert (refused["plan_run_id"], refused["correlation_id"]) == (planned["run_id"],
                                                                    planned["correlation_id"])
     assert f", plan {planned['run_id']})" in capsys.readouterr().err
@@ -358,11 +359,13 @@ def test_a_refused_plan_bound_apply_carries_its_plans_correlation(url, rt_db, ca
                                                                    refused["run_id"]]
     assert [row[0] for row in rt_db.execute(CHAIN, {"k": k})] == [planned["run_id"],
                                                                   refused["run_id"]]
-    # With --correlation-id the refused row carries the id it was given.
+    # With --correlation-id the refused row carries the id it was given, not the plan's.
+    own = "6f1c0b7e-8d56-4d3e-9d7e-555555555555"
     assert cli.main(["run", "apply", "dot_iu_healthcheck", "--param", "x=1", "--actor", "alice",
                      "--url", url, "--plan", str(planned["run_id"]), "--correlation-id",
-                     planned["correlation_id"]]) == 1
-    assert runs(rt_db)[-1]["correlation_id"] == planned["correlation_id"]
+                     own]) == 1
+    assert (runs(rt_db)[-1]["plan_run_id"], runs(rt_db)[-1]["correlation_id"]) == (
+        planned["run_id"], own)
 
 
 def test_a_backend_killed_mid_apply_gives_one_line_on_stderr(pg, url, rt_db):

@@ -89,10 +89,13 @@ def test_a_plan_bound_apply_applies_once_and_joins_the_plans_correlation(rt, rt_
     assert (again.status, again.sqlstate) == ("refused", "23505")
     assert calls(rt_db) == ["fn_iu_collection_healthcheck"]
     assert statuses(rt_db) == [("plan", "planned"), ("apply", "applied"), ("apply", "refused")]
-    # Refused by the plan check, the apply's first statement: no command SQL ran (0019).
-    evidence = runs(rt_db)[-1]["evidence"]
-    assert (evidence["step"], evidence["statements"], evidence["reason"]) == (
-        "plan_check", 0, "plan")
+    # Refused by the plan check, the apply's first statement: no command SQL ran (0019); the
+    # row still joins the plan's chain, though the check returned no correlation (0020).
+    refused = runs(rt_db)[-1]
+    assert (refused["evidence"]["step"], refused["evidence"]["statements"],
+            refused["evidence"]["reason"]) == ("plan_check", 0, "plan")
+    assert (refused["plan_run_id"], refused["correlation_id"]) == (planned.run_id,
+                                                                   planned.correlation_id)
 
 
 def test_a_plan_is_refused_once_its_catalog_row_changed(rt, rt_db):
