@@ -6,7 +6,8 @@ Online and offline (``--sql``) runs share one discipline (docs/migrations.md):
 * revisions read their options (``-x lock_timeout=5s``, ``-x allow_data_loss=true``) from the
   migration context, validated here, so a bad value is refused before anything runs;
 * concurrent runs serialize on a session-level advisory lock (online: taken before Alembic reads
-  the current revision; offline: the rendered script takes it first);
+  the current revision, polled so a waiting run holds no snapshot; offline: the rendered script
+  takes it first);
 * every applied step is recorded in ``public.substrate_migration_history`` with the SHA-256 of
   the revision's SQL rendered with default options, by a statement that is itself part of the
   step's transaction (and of the rendered script), so online and offline record the same value;
@@ -16,6 +17,10 @@ Online and offline (``--sql``) runs share one discipline (docs/migrations.md):
   (``SET CONSTRAINTS ALL IMMEDIATE``), as each step's commit would. Online the rehearsal runs
   here; offline it is rendered at the top of the script (``BEGIN`` ... ``ROLLBACK``), so
   ``psql -v ON_ERROR_STOP=1`` stops there;
+* a step that must work outside a transaction (``CREATE INDEX CONCURRENTLY`` on the ledger,
+  revision_helpers_v2) ends its transaction, runs those statements one by one and opens a new
+  one, in which it goes on and is recorded; in a shared transaction (a rehearsal, a caller's
+  own) it runs the plain statements in that transaction instead;
 * a database error, a refused guard, a bad URL or an unreachable server ends the run through
   Alembic's own error path: one ``FAILED: ...`` line naming the step, the SQLSTATE, the message
   and the hint, and a non-zero exit status; never a traceback.
@@ -35,6 +40,7 @@ import logging
 import os
 import re
 import sys
+import time
 from logging.config import fileConfig
 
 from alembic.operations import Operations
@@ -48,6 +54,10 @@ from alembic import context
 
 # One advisory-lock key for every substrate migration run: hashtext('substrate.alembic').
 ADVISORY_LOCK_SQL = "SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtext('substrate.alembic'))"
+ADVISORY_TRY_LOCK_SQL = (
+    "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext('substrate.alembic'))"
+)
+LOCK_POLL_SECONDS = 0.2
 ADVISORY_UNLOCK_SQL = (
     "SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('substrate.alembic'))"
 )
@@ -215,7 +225,10 @@ def as_if_committed(ctx, step, heads, run_args) -> None:
 def configure(progress: Progress, shared_transaction: bool = False, **kwargs) -> None:
     callbacks = [record_step, progress.applied] + ([as_if_committed] if shared_transaction
                                                    else [])
-    context.configure(on_version_apply=callbacks, substrate=substrate_options(), **kwargs)
+    # shared_transaction tells the revision helpers that a step may not end its transaction
+    # (revision_helpers_v2: an index is then built with a plain CREATE INDEX, in it).
+    options = {**substrate_options(), "shared_transaction": shared_transaction}
+    context.configure(on_version_apply=callbacks, substrate=options, **kwargs)
 
 
 # ---------------------------------------------------------------------------
@@ -332,13 +345,31 @@ def rehearse(connection, progress: Progress) -> None:
     )
 
 
+def take_migration_lock(connection) -> None:
+    """The session-level advisory lock every run takes first, polled rather than waited for:
+    a session blocked in pg_advisory_lock holds a snapshot while it waits, and CREATE INDEX
+    CONCURRENTLY (revision_helpers_v2) waits for every transaction of the database older than
+    its own, so a second run waiting that way for the first, which holds the lock while it
+    builds, would deadlock with it. Between two tries this session holds no transaction."""
+    said = False
+    while True:
+        got = connection.exec_driver_sql(ADVISORY_TRY_LOCK_SQL).scalar()
+        connection.commit()
+        if got:
+            return
+        if not said:
+            print("waiting for another migration run of this database to end "
+                  "(the advisory lock hashtext('substrate.alembic'))", file=sys.stderr)
+            said = True
+        time.sleep(LOCK_POLL_SECONDS)
+
+
 def run_online() -> None:
     progress = Progress()
     with connection_to_use() as (connection, external):
         show_notices(connection)
         if not external:
-            connection.exec_driver_sql(ADVISORY_LOCK_SQL)
-            connection.commit()
+            take_migration_lock(connection)
         try:
             configure(progress, shared_transaction=external, connection=connection,
                       transaction_per_migration=True)

@@ -11,7 +11,7 @@ Reverses: (what the downgrade does, and when it refuses)
 
 from __future__ import annotations
 
-import revision_helpers_v1 as h
+import revision_helpers_v2 as h
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}

@@ -1,7 +1,9 @@
 """`make lint`'s SQL half: squawk on the upgrade SQL exactly as a DBA receives it.
 
 The tree's ``alembic upgrade base:head --sql`` output is split into its per-revision
-transactions (``BEGIN;`` ... ``COMMIT;``, named by their ``-- Running upgrade`` line), because
+transactions (``BEGIN;`` ... ``COMMIT;``, named by their ``-- Running upgrade`` line; a step
+that runs statements outside a transaction keeps them, and its next transaction, in its part),
+because
 squawk judges a file as one migration. Each silenced rule is silenced for ONE statement, with a
 one-line reason, in ``lint/squawk-ignores.txt``::
 
@@ -93,7 +95,12 @@ def split(script: str) -> list[tuple[str, list[str]]]:
         if match and name is None:
             name = match.group(1)
         if line == "COMMIT;":
-            chunks.append((name or f"transaction{len(chunks) + 1}", current))
+            if name is None and chunks:
+                # A step's own second transaction, after statements that ran outside one
+                # (CREATE INDEX CONCURRENTLY, revision_helpers_v2): the same revision.
+                chunks[-1][1].extend(current)
+            else:
+                chunks.append((name or f"transaction{len(chunks) + 1}", current))
             current = None
     if current is not None or any(line.strip() for line in pending):
         raise LintError("the rendered SQL does not end with a COMMIT")
