@@ -238,7 +238,12 @@ def configure(progress: Progress, shared_transaction: bool = False, **kwargs) ->
 
 def run_offline() -> None:
     progress = Progress()
-    base = {"url": database_url() or "postgresql+psycopg://", "literal_binds": True}
+    url = database_url() or "postgresql+psycopg://"
+    try:
+        make_url(url)  # only the dialect is used, but a malformed URL is still refused
+    except ArgumentError as error:
+        raise CommandError(f"bad database URL: {one_line(error)}") from None
+    base = {"url": url, "literal_binds": True}
     configure(progress, transaction_per_migration=True, **base)
     output = context.get_context().impl.static_output
     output(

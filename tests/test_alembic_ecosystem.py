@@ -131,6 +131,13 @@ def test_an_unreachable_server_or_a_bad_url_prints_one_failed_line(url, fragment
     assert "Traceback" not in result.stdout + result.stderr
 
 
+def test_a_bad_url_rendering_sql_prints_one_failed_line():
+    result = alembic_cli("notaurl", "upgrade", "head", "--sql")
+    assert result.returncode != 0
+    assert result.stdout.startswith("FAILED: bad database URL")
+    assert "Traceback" not in result.stdout + result.stderr
+
+
 # -- a multi-step downgrade refuses before its first step ----------------------------------------
 
 def _state(pg, dbname: str):

@@ -237,3 +237,19 @@ def test_a_callers_own_transaction_gets_the_plain_build_in_it(pg, at_previous, d
         assert at_previous.execute(STATE).fetchall() == []
     finally:
         engine.dispose()
+
+
+def test_helpers_v2_offer_every_helper_of_v1_under_the_same_name():
+    sys.path.insert(0, str(PROJECT_ROOT / "alembic" / "helpers"))
+    try:
+        import revision_helpers_v1 as v1
+        import revision_helpers_v2 as v2
+    finally:
+        sys.path.pop(0)
+    public = {name for name in vars(v1) if not name.startswith("_")
+              and name not in ("annotations", "Path", "op")}
+    assert public <= set(v2.__all__), sorted(public - set(v2.__all__))
+    for name in public:
+        assert getattr(v2, name) is getattr(v1, name), name
+    with pytest.raises(ValueError, match="lower-case letters"):
+        v2.concurrent_indexes("public.dot_iu_command_run", [("ix; DROP TABLE x", "(a)", "c")])

@@ -262,3 +262,7 @@ def test_concurrent_upgrades_serialize_and_apply_each_revision_once(pg, empty_db
         pgtap.row_count_is(conn, "SELECT 1 FROM alembic_version", 1)
     ran = sum(len(re.findall(r"Running upgrade", r.stderr)) for r in results)
     assert ran == len(chain())
+    # The second polled for the lock (holding no snapshot a concurrent index build would wait
+    # for), and said so once.
+    waited = [r.stderr.count("waiting for another migration run") for r in results]
+    assert sorted(waited) == [0, 1], waited

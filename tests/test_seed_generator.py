@@ -103,17 +103,19 @@ def test_seed_revision_imports_nothing_but_alembic():
 
 def test_each_seed_template_speaks_as_the_revisions_of_its_time():
     """Format 1 carries the copies of the helpers every revision up to 0009 carries (0001's);
-    format 2, like alembic/script.py.mako and every revision from 0010, imports the shared
-    revision_helpers_v1."""
+    format 2, like every revision from 0010 to 0020, imports the shared revision_helpers_v1;
+    alembic/script.py.mako renders new revisions with the newest, revision_helpers_v2 (which
+    re-exports v1's helpers under the same names)."""
     baseline = (DEFAULT_VERSIONS / "0001_baseline.py").read_text()
     first = TEMPLATES[1].read_text()
     for helper in ("_execute", "_option", "_begin"):
         match = re.search(rf"^def {helper}\(.*?(?=^def |\Z)", baseline, re.S | re.M)
         assert match, f"{helper} not found in 0001_baseline.py"
         assert match.group(0).strip() in first, f"{helper} differs from 0001_baseline.py"
-    for text in (TEMPLATES[SEED_FORMAT].read_text(),
-                 (PROJECT_ROOT / "alembic" / "script.py.mako").read_text()):
-        assert "import revision_helpers_v1 as h" in text
+    for text, helpers in ((TEMPLATES[SEED_FORMAT].read_text(), "revision_helpers_v1"),
+                          ((PROJECT_ROOT / "alembic" / "script.py.mako").read_text(),
+                           "revision_helpers_v2")):
+        assert f"import {helpers} as h" in text
         assert "h.begin(expected_version=" in text
 
 
