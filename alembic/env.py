@@ -7,7 +7,7 @@ Online and offline (``--sql``) runs share one discipline (docs/migrations.md):
   migration context, validated here, so a bad value is refused before anything runs;
 * concurrent runs serialize on a session-level advisory lock (online: taken before Alembic reads
   the current revision, polled so a waiting run holds no snapshot; offline: the rendered script
-  takes it first);
+  takes it first, or stops at once with 55P03 while another run holds it);
 * every applied step is recorded in ``public.substrate_migration_history`` with the SHA-256 of
   the revision's SQL rendered with default options, by a statement that is itself part of the
   step's transaction (and of the rendered script), so online and offline record the same value;
@@ -53,11 +53,18 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from alembic import context
 
 # One advisory-lock key for every substrate migration run: hashtext('substrate.alembic').
-ADVISORY_LOCK_SQL = "SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtext('substrate.alembic'))"
 ADVISORY_TRY_LOCK_SQL = (
     "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext('substrate.alembic'))"
 )
 LOCK_POLL_SECONDS = 0.2
+OFFLINE_LOCK_SQL = (
+    "DO $lock$\nBEGIN\n"
+    "  IF NOT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext('substrate.alembic')) THEN\n"
+    "    RAISE EXCEPTION 'substrate: another migration run of this database is in progress'\n"
+    "      USING ERRCODE = '55P03',\n"
+    "            HINT = 'Run this script again when it has ended.';\n"
+    "  END IF;\nEND\n$lock$;"
+)
 ADVISORY_UNLOCK_SQL = (
     "SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('substrate.alembic'))"
 )
@@ -119,6 +126,19 @@ def describe(error: BaseException) -> tuple[str | None, str]:
         if value:
             text += f" {label}: {one_line(value)}"
     return sqlstate, text
+
+
+def database_error(error: BaseException) -> DBAPIError | None:
+    """The database's own error behind ``error``: itself, or the first DBAPIError among the
+    errors it was raised while handling (a statement fails, and cleaning up after it fails too
+    on a connection the server has closed)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, DBAPIError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def render_step(module, direction: str) -> str:
@@ -239,18 +259,19 @@ def configure(progress: Progress, shared_transaction: bool = False, **kwargs) ->
 def run_offline() -> None:
     progress = Progress()
     url = database_url() or "postgresql+psycopg://"
-    try:
-        make_url(url)  # only the dialect is used, but a malformed URL is still refused
-    except ArgumentError as error:
+    try:  # only the dialect is used, but a malformed URL is still refused
+        make_url(url).get_dialect()
+    except (ArgumentError, ValueError) as error:
         raise CommandError(f"bad database URL: {one_line(error)}") from None
     base = {"url": url, "literal_binds": True}
     configure(progress, transaction_per_migration=True, **base)
     output = context.get_context().impl.static_output
     output(
         "-- Rendered by the substrate Alembic environment. Run with: psql -v ON_ERROR_STOP=1 -f\n"
-        "-- Serialize with any concurrent migration run (held until this session ends).\n"
-        + ADVISORY_LOCK_SQL
-        + ";"
+        "-- Serialize with any concurrent migration run (held until this session ends): stop\n"
+        "-- at once if one holds it, rather than wait for it holding a snapshot, which a\n"
+        "-- concurrent index build of that run would wait for in turn.\n"
+        + OFFLINE_LOCK_SQL
     )
     if progress.plan() and progress.is_multi_step_downgrade():
         output(
@@ -384,17 +405,23 @@ def run_online() -> None:
                 progress.plan()
             try:
                 context.run_migrations()
-            except DBAPIError as error:
-                sqlstate, text = describe(error)
+            except SQLAlchemyError as error:
+                cause = database_error(error)
+                if cause is None:  # e.g. the connection was lost and then used again
+                    raise MigrationFailed(f"{progress.current()}: {one_line(error)}") from error
+                sqlstate, text = describe(cause)
                 raise MigrationFailed(
                     f"{progress.current()}: SQLSTATE {sqlstate}: {text}", sqlstate
-                ) from error
+                ) from cause
         finally:
             if not external:
-                if connection.in_transaction():
-                    connection.rollback()
-                connection.exec_driver_sql(ADVISORY_UNLOCK_SQL)
-                connection.commit()
+                try:
+                    if connection.in_transaction():
+                        connection.rollback()
+                    connection.exec_driver_sql(ADVISORY_UNLOCK_SQL)
+                    connection.commit()
+                except SQLAlchemyError:
+                    pass  # the connection is gone, and the server released its lock with it
 
 
 if context.is_offline_mode():

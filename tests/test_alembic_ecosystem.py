@@ -131,8 +131,9 @@ def test_an_unreachable_server_or_a_bad_url_prints_one_failed_line(url, fragment
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_a_bad_url_rendering_sql_prints_one_failed_line():
-    result = alembic_cli("notaurl", "upgrade", "head", "--sql")
+@pytest.mark.parametrize("url", ["notaurl", "postgresql://u@h:abc/db", "foo://x/y"])
+def test_a_bad_url_rendering_sql_prints_one_failed_line(url):
+    result = alembic_cli(url, "upgrade", "head", "--sql")
     assert result.returncode != 0
     assert result.stdout.startswith("FAILED: bad database URL")
     assert "Traceback" not in result.stdout + result.stderr

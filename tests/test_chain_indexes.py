@@ -12,6 +12,7 @@ CREATE INDEX, in it. The downgrade is strict: a plain DROP INDEX in its step.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import uuid
 import pgtap
 import pytest
 from alembic.config import Config
+from alembic.util import CommandError
 from conftest import PROJECT_ROOT, render_sql
 from sqlalchemy import create_engine, pool
 
@@ -200,6 +202,11 @@ def test_the_rendered_step_builds_between_its_two_transactions_and_runs_with_psq
         f" WHERE {column} IS NOT NULL;" for name, (column, _p) in INDEXES.items()]
     assert outside[0] == "SET lock_timeout = '5s';" and outside[-1] == "RESET lock_timeout;"
     assert "SET ROLE dot_iu_owner;" in outside and "RESET ROLE;" in outside
+    assert "SET statement_timeout = 0;" in outside and "RESET statement_timeout;" in outside
+    # The second transaction opens as the first did, before the version update.
+    assert lines[begin + 1:begin + 3] == ["SET LOCAL lock_timeout = '5s';",
+                                          "SET LOCAL ROLE dot_iu_owner;"]
+    assert lines[begin + 3].startswith("UPDATE alembic_version")
     assert lines[-1] == "COMMIT;"
     psql(db_name, script)
     assert version(at_previous) == REVISION
@@ -253,3 +260,52 @@ def test_helpers_v2_offer_every_helper_of_v1_under_the_same_name():
         assert getattr(v2, name) is getattr(v1, name), name
     with pytest.raises(ValueError, match="lower-case letters"):
         v2.concurrent_indexes("public.dot_iu_command_run", [("ix; DROP TABLE x", "(a)", "c")])
+
+
+def test_a_build_cut_off_by_a_lost_connection_ends_in_one_failed_line(
+        pg, at_previous, db_name, db_url, alembic):
+    with pg.connect(db_name, autocommit=False) as older, pg.connect(db_name) as admin:
+        log(older, str(uuid.uuid4()))
+        run = upgrade_in_background(db_url, "-x", "lock_timeout=60s")
+        try:
+            wait_for_build_waiting(admin)
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query LIKE 'CREATE INDEX CONCURRENTLY%'")
+            out, err = run.communicate(timeout=60)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        older.rollback()
+    assert run.returncode != 0
+    assert out.startswith("FAILED: ") and out.count("\n") == 1, out + err
+    assert REVISION in out
+    assert "Traceback" not in out + err
+    assert version(at_previous) == PREVIOUS
+    alembic(db_url, "upgrade", "head")
+    assert at_previous.execute(STATE).fetchall() == WANT
+
+
+def test_a_failed_build_gives_a_pooled_connection_back_as_it_was(pg, at_previous, db_name):
+    """A caller that shares an Engine gets its pooled connection back with the login's own role
+    and settings, even when the build failed half-way through its session-level settings."""
+    engine = create_engine(pg.url(db_name), pool_size=1, max_overflow=0)
+    config = Config(INI)
+    config.cmd_opts = argparse.Namespace(x=["lock_timeout=300ms"])
+    config.attributes["connection"] = engine
+    try:
+        with pg.connect(db_name, autocommit=False) as older:
+            log(older, str(uuid.uuid4()))
+            with pytest.raises(CommandError) as caught:
+                command.upgrade(config, "head")
+            older.rollback()
+        assert caught.value.sqlstate == "55P03"
+        with engine.connect() as connection:  # the same pooled session
+            got = connection.exec_driver_sql(
+                "SELECT current_user = session_user, current_setting('lock_timeout'),"
+                " current_setting('statement_timeout'), current_setting('client_min_messages')"
+            ).fetchone()
+        assert tuple(got) == (True, "0", "0", "notice")
+        assert version(at_previous) == PREVIOUS
+    finally:
+        engine.dispose()

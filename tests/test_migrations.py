@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import threading
+import time
 
 import pgtap
 import pytest
@@ -209,8 +209,14 @@ def test_every_step_sets_its_lock_timeout_in_rendered_sql():
     script = render_sql("-x", "lock_timeout=250ms", "upgrade", "base:head")
     steps = script.count("-- Running upgrade")
     assert steps == len(chain())
-    assert script.count("SET LOCAL lock_timeout = '250ms';") == steps
-    assert render_sql("upgrade", "base:head").count("SET LOCAL lock_timeout = '5s';") == steps
+    # Each step's transaction sets it; a step that builds an index outside its transaction has
+    # a second transaction, which sets it again, and sets it for the build itself.
+    second = script.count("\nRESET lock_timeout;")
+    assert second == 1
+    assert script.count("SET LOCAL lock_timeout = '250ms';") == steps + second
+    assert script.count("\nSET lock_timeout = '250ms';") == second
+    assert render_sql("upgrade", "base:head").count("SET LOCAL lock_timeout = '5s';") == \
+        steps + second
 
 
 def test_lock_timeout_stops_a_migration_blocked_by_a_lock(pg, empty_db_name, alembic):
@@ -239,30 +245,50 @@ def test_bad_options_are_refused_before_anything_runs(pg, empty_db_name, alembic
     assert version(pg, empty_db_name) is None
 
 
-def test_concurrent_upgrades_serialize_and_apply_each_revision_once(pg, empty_db_name):
+def test_concurrent_upgrades_serialize_and_apply_each_revision_once(pg, empty_db_name,
+                                                                    tmp_path):
+    """Two runs started while a third session holds the migration lock both poll for it (each
+    says so once, holding no snapshot a concurrent index build would wait for), then take it in
+    turn: every revision is applied once."""
     url = pg.url(empty_db_name)
     command = [sys.executable, "-m", "alembic", "-c", str(PROJECT_ROOT / "alembic.ini"),
                "-x", f"url={url}", "upgrade", "head"]
-    results = []
-    barrier = threading.Barrier(2)
-
-    def run():
-        barrier.wait()
-        results.append(subprocess.run(command, capture_output=True, text=True))
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
+    logs = [tmp_path / f"run{i}.err" for i in range(2)]
+    with pg.connect(empty_db_name) as holder:
+        holder.execute("SELECT pg_advisory_lock(hashtext('substrate.alembic'))")
+        runs = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log.open("w"),
+                                 text=True) for log in logs]
+        try:
+            deadline = time.monotonic() + 60
+            while not all("waiting for another migration run" in log.read_text()
+                          for log in logs):
+                assert time.monotonic() < deadline, "the runs never said they wait"
+                assert all(run.poll() is None for run in runs), "a run did not wait"
+                time.sleep(0.05)
+            holder.execute("SELECT pg_advisory_unlock(hashtext('substrate.alembic'))")
+            for run in runs:
+                run.wait(timeout=120)
+        finally:
+            for run in runs:
+                if run.poll() is None:
+                    run.kill()
+    results = [(None, log.read_text()) for log in logs]
+    assert [run.returncode for run in runs] == [0, 0], [err for _, err in results]
     with pg.connect(empty_db_name) as conn:
         pgtap.is_empty(conn, "SELECT revision FROM substrate_migration_history "
                        "GROUP BY revision, direction HAVING count(*) > 1")
         pgtap.row_count_is(conn, "SELECT 1 FROM alembic_version", 1)
-    ran = sum(len(re.findall(r"Running upgrade", r.stderr)) for r in results)
+    ran = sum(len(re.findall(r"Running upgrade", err)) for _, err in results)
     assert ran == len(chain())
-    # The second polled for the lock (holding no snapshot a concurrent index build would wait
-    # for), and said so once.
-    waited = [r.stderr.count("waiting for another migration run") for r in results]
-    assert sorted(waited) == [0, 1], waited
+    waited = [err.count("waiting for another migration run") for _, err in results]
+    assert waited == [1, 1], waited
+
+
+def test_a_rendered_script_stops_at_once_while_another_run_holds_the_lock(
+        pg, empty_db_name, psql):
+    with pg.connect(empty_db_name) as holder:
+        holder.execute("SELECT pg_advisory_lock(hashtext('substrate.alembic'))")
+        result = psql(empty_db_name, render_sql("upgrade", "base:head"), check=False)
+    assert result.returncode != 0
+    assert "another migration run of this database is in progress" in result.stderr
+    assert version(pg, empty_db_name) is None, "nothing ran"

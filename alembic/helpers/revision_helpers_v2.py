@@ -11,9 +11,11 @@ revisions that import it). What version 2 adds (docs/migrations.md, "An index on
   transaction (Alembic's ``autocommit_block``: ``COMMIT`` ... ``BEGIN`` in ``--sql`` output),
   runs its statements one by one, each committing on its own, and opens a new transaction, in
   which the step goes on and Alembic records it. Outside the transaction the step's
-  ``SET LOCAL`` settings are gone, so the block sets ``lock_timeout``, the owner role and
-  ``client_min_messages`` for the session and resets them at its end (a block that fails
-  leaves them set on that session, which the failed run then ends).
+  ``SET LOCAL`` settings are gone, so the block sets ``lock_timeout``, ``statement_timeout =
+  0`` (a build must not be cut short by a timeout set for the login or the database),
+  ``client_min_messages`` and the owner role for the session and resets them at its end,
+  failed or not; the step's second transaction then opens as its first did (``SET LOCAL``
+  lock timeout and owner role).
 * A build that fails (a lock timeout while it waits for the transactions writing the table, a
   cancel, a lost connection) leaves an INVALID index behind and the database at the previous
   revision. The build therefore starts by dropping any index of that name
@@ -88,15 +90,33 @@ def _outside_transaction(statements: list[str], in_transaction: list[str]) -> No
             execute(statement)
         return
     timeout = literal(str(option("lock_timeout", "5s")))
+    settings = ("ROLE", "client_min_messages", "statement_timeout", "lock_timeout")
     with op.get_context().autocommit_block():
         execute(f"SET lock_timeout = {timeout}")
+        # A build takes as long as the table is big and never blocks its writers; a
+        # statement_timeout set for the login or the database would only stop it part-way.
+        execute("SET statement_timeout = 0")
         execute("SET client_min_messages = warning")  # not "does not exist, skipping"
         execute(f"SET ROLE {OWNER}")
-        for statement in statements:
-            execute(statement)
-        execute("RESET ROLE")
-        execute("RESET client_min_messages")
-        execute("RESET lock_timeout")
+        try:
+            for statement in statements:
+                execute(statement)
+        except Exception:
+            # Online only (rendering raises nothing): give the session back as it was, so a
+            # caller's pooled connection does not go on as the owner role; the failure that
+            # got here is what the run reports, whatever becomes of these.
+            for setting in settings:
+                try:
+                    execute(f"RESET {setting}")
+                except Exception:  # noqa: BLE001 - a lost connection: nothing left to reset
+                    break
+            raise
+        for setting in settings:
+            execute(f"RESET {setting}")
+    # The step's second transaction opens as its first did (begin): the same lock timeout,
+    # acting as the owner role, for the rest of the step and its alembic_version update.
+    execute(f"SET LOCAL lock_timeout = {timeout}")
+    execute(f"SET LOCAL ROLE {OWNER}")
 
 
 def concurrent_indexes(table: str, indexes: list[tuple[str, str, str]]) -> None:
