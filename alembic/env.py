@@ -19,8 +19,8 @@ Online and offline (``--sql``) runs share one discipline (docs/migrations.md):
   ``psql -v ON_ERROR_STOP=1`` stops there;
 * a step that must work outside a transaction (``CREATE INDEX CONCURRENTLY`` on the ledger,
   revision_helpers_v2) ends its transaction, runs those statements one by one and opens a new
-  one, in which it goes on and is recorded; in a shared transaction (a rehearsal, a caller's
-  own) it runs the plain statements in that transaction instead;
+  one, in which it goes on and is recorded; in a caller's own transaction it runs the plain
+  statements in that transaction instead;
 * a database error, a refused guard, a bad URL or an unreachable server ends the run through
   Alembic's own error path: one ``FAILED: ...`` line naming the step, the SQLSTATE, the message
   and the hint, and a non-zero exit status; never a traceback.
@@ -52,22 +52,19 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from alembic import context
 
-# One advisory-lock key for every substrate migration run: hashtext('substrate.alembic').
-ADVISORY_TRY_LOCK_SQL = (
-    "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext('substrate.alembic'))"
-)
+# One advisory-lock key for every substrate migration run.
+LOCK_KEY = "pg_catalog.hashtext('substrate.alembic')"
+ADVISORY_TRY_LOCK_SQL = f"SELECT pg_catalog.pg_try_advisory_lock({LOCK_KEY})"
 LOCK_POLL_SECONDS = 0.2
 OFFLINE_LOCK_SQL = (
     "DO $lock$\nBEGIN\n"
-    "  IF NOT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext('substrate.alembic')) THEN\n"
+    f"  IF NOT pg_catalog.pg_try_advisory_lock({LOCK_KEY}) THEN\n"
     "    RAISE EXCEPTION 'substrate: another migration run of this database is in progress'\n"
     "      USING ERRCODE = '55P03',\n"
     "            HINT = 'Run this script again when it has ended.';\n"
     "  END IF;\nEND\n$lock$;"
 )
-ADVISORY_UNLOCK_SQL = (
-    "SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('substrate.alembic'))"
-)
+ADVISORY_UNLOCK_SQL = f"SELECT pg_catalog.pg_advisory_unlock({LOCK_KEY})"
 LOCK_TIMEOUT_RE = re.compile(r"^[0-9]{1,9}(us|ms|s|min|h)?$")
 BOOLEAN_WORDS = {"true": True, "false": False}
 KNOWN_OPTIONS = ("url", "lock_timeout", "allow_data_loss")

@@ -67,9 +67,8 @@ from alembic import op
 __all__ = [
     "AUDITOR", "FUNCTIONS_DIR", "GATE_OPERATOR", "OWNER", "PROJECT_ROOT", "ROLES", "RUNTIME",
     "VIEWS_DIR", "allow_data_loss", "begin", "comment", "concurrent_indexes", "drop_function",
-    "drop_table", "drop_view", "execute",
-    "function_file", "grant", "literal", "new_function", "new_table", "new_view", "option",
-    "revoke", "view_file",
+    "drop_table", "drop_view", "execute", "function_file", "grant", "literal", "new_function",
+    "new_table", "new_view", "option", "revoke", "view_file",
 ]
 
 # An index of the package: public.<lower-case name>; the helpers interpolate it into DDL.
@@ -91,7 +90,12 @@ def _outside_transaction(statements: list[str], in_transaction: list[str]) -> No
         return
     timeout = literal(str(option("lock_timeout", "5s")))
     settings = ("ROLE", "client_min_messages", "statement_timeout", "lock_timeout")
-    with op.get_context().autocommit_block():
+    ctx = op.get_context()
+    if ctx.as_sql:  # what the DBA reading the script meets first: why a step commits midway
+        ctx.impl.static_output(
+            "-- The statements up to the next BEGIN run outside any transaction (CREATE INDEX\n"
+            "-- CONCURRENTLY cannot run inside one): docs/migrations.md, An index on a big table.")
+    with ctx.autocommit_block():
         execute(f"SET lock_timeout = {timeout}")
         # A build takes as long as the table is big and never blocks its writers; a
         # statement_timeout set for the login or the database would only stop it part-way.

@@ -3,9 +3,8 @@
 The tree's ``alembic upgrade base:head --sql`` output is split into its per-revision
 transactions (``BEGIN;`` ... ``COMMIT;``, named by their ``-- Running upgrade`` line; a step
 that runs statements outside a transaction keeps them, and its next transaction, in its part),
-because
-squawk judges a file as one migration. Each silenced rule is silenced for ONE statement, with a
-one-line reason, in ``lint/squawk-ignores.txt``::
+because squawk judges a file as one migration. Each silenced rule is silenced for ONE
+statement, with a one-line reason, in ``lint/squawk-ignores.txt``::
 
     <revision> | <rule> | <the line squawk flags, or its start> | <reason>
 
